@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ec2csi/ec2csi/internal/cloud/local"
+	"github.com/ec2csi/ec2csi/internal/plugin"
+)
+
+func init() { extraCommands = append(extraCommands, newServeCommand) }
+
+func newServeCommand() *cobra.Command {
+	cfg := plugin.DefaultConfig()
+	driver := "all"
+	endpoints := newPerDriverFlag(cfg.Endpoints)
+	names := newPerDriverFlag(cfg.Names)
+	var logs logFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the EFS and/or EBS CSI drivers",
+		Long: `Serve the EFS and/or EBS CSI drivers on unix sockets.
+
+With no flags, both drivers run in controller and node mode on the embedded
+local backend (--cloud local), keeping everything under --state-dir: EFS file
+systems are directories there (make one with 'ec2csi local create-filesystem').`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			switch driver {
+			case "all":
+				cfg.Drivers = []string{plugin.DriverEFS, plugin.DriverEBS}
+			case plugin.DriverEFS, plugin.DriverEBS:
+				cfg.Drivers = []string{driver}
+			default:
+				return fmt.Errorf("--driver %q: choose efs, ebs or all", driver)
+			}
+			if cfg.Endpoints, err = endpoints.resolve("endpoint", cfg.Drivers); err != nil {
+				return err
+			}
+			if cfg.Names, err = names.resolve("driver-name", cfg.Drivers); err != nil {
+				return err
+			}
+			p, err := plugin.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return p.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&driver, "driver", driver, "which driver to serve: efs, ebs or all")
+	f.StringVar(&cfg.Mode, "mode", cfg.Mode, "which CSI services to serve: controller, node or all")
+	f.Var(endpoints, "endpoint", "CSI endpoint (unix:///path or tcp://host:port); with --driver all give efs=URL,ebs=URL")
+	f.StringVar(&cfg.Cloud, "cloud", cfg.Cloud, "backend: local (everything on this machine) or aws")
+	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the backend's and the node's state")
+	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's ID (default: the host name)")
+	f.Var(names, "driver-name", "CSI driver name; set efs=efs.csi.aws.com / ebs=ebs.csi.aws.com to take over the upstream drivers' volumes")
+	f.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus metrics and /healthz on this address, e.g. :9808 (off when empty)")
+	f.StringVar(&cfg.Zone, "zone", local.DefaultZone, "availability zone of this node on the local backend")
+	f.BoolVar(&cfg.DeleteAccessPointRootDir, "delete-access-point-root-dir", false, "delete an EFS access point's directory and data with its volume, for every StorageClass (per StorageClass: deleteAccessPointRootDir)")
+	logs.add(f)
+	return cmd
+}

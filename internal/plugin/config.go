@@ -1,0 +1,107 @@
+// Package plugin assembles an ec2csi process: the chosen backend, the EFS
+// and EBS drivers in controller and/or node mode, their gRPC endpoints, and
+// the HTTP endpoint for metrics and health.
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+)
+
+// Driver names as the --driver flag spells them.
+const (
+	DriverEFS = "efs"
+	DriverEBS = "ebs"
+)
+
+// Modes.
+const (
+	ModeController = "controller"
+	ModeNode       = "node"
+	ModeAll        = "all"
+)
+
+// Clouds.
+const (
+	CloudLocal = "local"
+	CloudAWS   = "aws"
+)
+
+// Config is everything `ec2csi serve` is told.
+type Config struct {
+	Drivers []string
+	Mode    string
+	Cloud   string
+	// Endpoints and Names are keyed by driver.
+	Endpoints map[string]string
+	Names     map[string]string
+	StateDir  string
+	NodeID    string
+	// Zone is the availability zone of this node on the local backend.
+	Zone           string
+	MetricsAddress string
+	// DeleteAccessPointRootDir deletes access point directories with their
+	// volumes for every EFS StorageClass.
+	DeleteAccessPointRootDir bool
+	Log                      *slog.Logger
+}
+
+// DefaultConfig returns the defaults the flags document.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Drivers:  []string{DriverEFS, DriverEBS},
+		Mode:     ModeAll,
+		Cloud:    CloudLocal,
+		StateDir: "/var/lib/ec2csi",
+		NodeID:   host,
+		Endpoints: map[string]string{
+			DriverEFS: "unix:///run/ec2csi/efs.sock",
+			DriverEBS: "unix:///run/ec2csi/ebs.sock",
+		},
+		Names: map[string]string{
+			DriverEFS: "efs.ec2csi.io",
+			DriverEBS: "ebs.ec2csi.io",
+		},
+	}
+}
+
+// Validate checks the configuration and names the first wrong setting.
+func (c *Config) Validate() error {
+	if len(c.Drivers) == 0 {
+		return errors.New("--driver: choose efs, ebs or all")
+	}
+	for _, d := range c.Drivers {
+		if d != DriverEFS && d != DriverEBS {
+			return fmt.Errorf("--driver %q: choose efs, ebs or all", d)
+		}
+		if c.Endpoints[d] == "" {
+			return fmt.Errorf("--endpoint: no endpoint for the %s driver", d)
+		}
+		if c.Names[d] == "" {
+			return fmt.Errorf("--driver-name: no name for the %s driver", d)
+		}
+	}
+	if len(c.Drivers) > 1 && c.Endpoints[c.Drivers[0]] == c.Endpoints[c.Drivers[1]] {
+		return fmt.Errorf("--endpoint: the efs and ebs drivers need different endpoints, both are %s", c.Endpoints[c.Drivers[0]])
+	}
+	if !slices.Contains([]string{ModeController, ModeNode, ModeAll}, c.Mode) {
+		return fmt.Errorf("--mode %q: choose controller, node or all", c.Mode)
+	}
+	if !slices.Contains([]string{CloudLocal, CloudAWS}, c.Cloud) {
+		return fmt.Errorf("--cloud %q: choose local or aws", c.Cloud)
+	}
+	if c.StateDir == "" {
+		return errors.New("--state-dir must not be empty")
+	}
+	if c.NodeID == "" && c.Mode != ModeController {
+		return errors.New("--node-id: no node ID given and the host name is unknown")
+	}
+	return nil
+}
+
+func (c *Config) controller() bool { return c.Mode == ModeController || c.Mode == ModeAll }
+func (c *Config) node() bool       { return c.Mode == ModeNode || c.Mode == ModeAll }

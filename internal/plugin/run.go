@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ec2csi/ec2csi/internal/cloud/local"
+	"github.com/ec2csi/ec2csi/internal/csiserver"
+	"github.com/ec2csi/ec2csi/internal/efs"
+	"github.com/ec2csi/ec2csi/internal/mounter"
+	"github.com/ec2csi/ec2csi/internal/publications"
+	"github.com/ec2csi/ec2csi/internal/version"
+)
+
+// Plugin is an assembled ec2csi process, ready to serve.
+type Plugin struct {
+	cfg      Config
+	registry *prometheus.Registry
+	servers  map[string]*csiserver.Server
+	ready    []func(context.Context) error
+}
+
+// New builds the drivers cfg asks for.
+func New(ctx context.Context, cfg Config) (*Plugin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	p := &Plugin{cfg: cfg, registry: prometheus.NewRegistry(), servers: map[string]*csiserver.Server{}}
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := csiserver.NewMetrics(p.registry)
+
+	if cfg.Cloud == CloudAWS {
+		return nil, errors.New("--cloud aws is not available in this build yet; use --cloud local")
+	}
+	backend, err := local.Open(ctx, cfg.StateDir, local.Options{Zone: cfg.Zone})
+	if err != nil {
+		return nil, err
+	}
+	p.ready = append(p.ready, backend.Ready)
+
+	for _, d := range cfg.Drivers {
+		srv := csiserver.New(d, cfg.Log, metrics)
+		identity := &csiserver.Identity{Name: cfg.Names[d], Version: version.Get(), ControllerService: cfg.controller(), Ready: backend.Ready}
+		var controller csi.ControllerServer = csiserver.NoController{}
+		var node csi.NodeServer
+		switch d {
+		case DriverEFS:
+			opts := efs.Options{Name: cfg.Names[d], Version: version.Get(), NodeID: cfg.NodeID, DeleteAccessPointRootDir: cfg.DeleteAccessPointRootDir}
+			if cfg.controller() {
+				controller = efs.NewController(opts, backend, backend)
+			}
+			if cfg.node() {
+				node = efs.NewNode(opts, efs.BindSource{Resolver: backend}, mounter.New(), publications.New(backend.DB(), d))
+			}
+		case DriverEBS:
+			return nil, errors.New("--driver ebs is not available in this build yet; use --driver efs")
+		}
+		srv.Register(identity, controller, node)
+		p.servers[d] = srv
+	}
+	return p, nil
+}
+
+// Registry is where the plugin's metrics live.
+func (p *Plugin) Registry() *prometheus.Registry { return p.registry }
+
+// Run serves every driver's endpoint, and the metrics endpoint when one is
+// configured, until ctx ends or one of them fails.
+func (p *Plugin) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for d, srv := range p.servers {
+		endpoint := p.cfg.Endpoints[d]
+		g.Go(func() error { return srv.Serve(ctx, endpoint) })
+	}
+	if p.cfg.MetricsAddress != "" {
+		lis, err := net.Listen("tcp", p.cfg.MetricsAddress)
+		if err != nil {
+			return fmt.Errorf("--metrics-address %s: %w", p.cfg.MetricsAddress, err)
+		}
+		g.Go(func() error { return p.serveHTTP(ctx, lis) })
+	}
+	return g.Wait()
+}
+
+// serveHTTP serves /metrics and /healthz. Health answers 200 only while
+// every backend is usable, so a liveness probe needs no sidecar.
+func (p *Plugin) serveHTTP(ctx context.Context, lis net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		for _, ready := range p.ready {
+			if err := ready(r.Context()); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	p.cfg.Log.Info("serving metrics and health", "address", lis.Addr().String())
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics endpoint: %w", err)
+	}
+	return nil
+}
