@@ -281,10 +281,11 @@ func (c *Controller) removeRootDir(ctx context.Context, st *fsAccessPoints, ap *
 		slog.WarnContext(ctx, "not deleting the file system root with an access point", "access_point", ap.ID)
 		return nil
 	}
-	if !st.loaded() {
-		if err := st.reload(ctx, c.cloud, ap.FileSystemID); err != nil {
-			return err
-		}
+	// Deleting data is the one place where a stale cache could do harm
+	// (an access point made elsewhere on the same directory), so it
+	// always lists afresh; it is rare enough to afford the calls.
+	if err := st.reload(ctx, c.cloud, ap.FileSystemID); err != nil {
+		return err
 	}
 	if st.sharedRoot(ap.ID, ap.RootDirectory) {
 		// Another volume still uses this directory; its data is not ours to delete.
