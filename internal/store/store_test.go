@@ -60,9 +60,6 @@ func TestPutGetListDelete(t *testing.T) {
 // TestConcurrentProcesses increments one counter from several processes and
 // goroutines at once; a lost update would show as a smaller total.
 func TestConcurrentProcesses(t *testing.T) {
-	if os.Getenv("STORE_CHILD_DB") != "" {
-		return
-	}
 	path := filepath.Join(t.TempDir(), "state.db")
 	const procs, perProc = 3, 40
 	var wg sync.WaitGroup
@@ -71,7 +68,7 @@ func TestConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(os.Args[0], "-test.run=TestChildIncrement", "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "STORE_CHILD_DB="+path, "STORE_CHILD_N="+strconv.Itoa(perProc))
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs <- fmt.Errorf("child: %v: %s", err, out)
@@ -97,15 +94,18 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 }
 
-func TestChildIncrement(t *testing.T) {
-	path := os.Getenv("STORE_CHILD_DB")
-	if path == "" {
-		t.Skip("helper for TestConcurrentProcesses")
+// TestMain lets TestConcurrentProcesses run this binary as a child that
+// increments the counter.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("STORE_CHILD_DB"); path != "" {
+		n, _ := strconv.Atoi(os.Getenv("STORE_CHILD_N"))
+		if err := increment(path, n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	n, _ := strconv.Atoi(os.Getenv("STORE_CHILD_N"))
-	if err := increment(path, n); err != nil {
-		t.Fatal(err)
-	}
+	os.Exit(m.Run())
 }
 
 func increment(path string, n int) error {
