@@ -67,32 +67,31 @@ func (ec2Protocol) injected(code, message string) *apiError {
 	return ec2Err(code, "%s", message)
 }
 
-// ec2Header starts every EC2 answer: the root element is named after the
-// action, and the request ID is its first child.
+// ec2Header starts every EC2 answer: the request ID is the first child
+// of a root element named after the action.
 type ec2Header struct {
-	XMLName   xml.Name
 	RequestID string `xml:"requestId"`
 }
 
-func (h *ec2Header) stamp(action, requestID string) {
-	h.XMLName = xml.Name{Space: ec2Namespace, Local: action + "Response"}
-	h.RequestID = requestID
-}
+func (h *ec2Header) stamp(requestID string) { h.RequestID = requestID }
 
 type stamper interface {
-	stamp(action, requestID string)
+	stamp(requestID string)
 }
 
-// ec2XML prepares an XML answer.
+// ec2XML prepares an XML answer. The root element is given explicitly
+// rather than through an XMLName field, so one response type can serve
+// several actions.
 func ec2XML(action, requestID string, v stamper) func(http.ResponseWriter) {
-	v.stamp(action, requestID)
+	v.stamp(requestID)
 	return func(w http.ResponseWriter) {
 		h := w.Header()
 		h.Set("Content-Type", "text/xml;charset=UTF-8")
 		h.Set("x-amzn-RequestId", requestID)
 		w.WriteHeader(200)
 		_, _ = w.Write([]byte(xml.Header))
-		_ = xml.NewEncoder(w).Encode(v)
+		root := xml.StartElement{Name: xml.Name{Space: ec2Namespace, Local: action + "Response"}}
+		_ = xml.NewEncoder(w).EncodeElement(v, root)
 	}
 }
 

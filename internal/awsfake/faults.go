@@ -53,6 +53,16 @@ const (
 	LoseAsInternalError
 )
 
+func (m LostResponseMode) String() string {
+	switch m {
+	case LoseConnection:
+		return "LoseConnection"
+	case LoseAsInternalError:
+		return "LoseAsInternalError"
+	}
+	return fmt.Sprintf("LostResponseMode(%d)", int(m))
+}
+
 // RateLimit is a token bucket: it holds at most Burst tokens, refills at
 // PerSecond tokens a second, and each request takes one.
 type RateLimit struct {
