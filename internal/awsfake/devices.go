@@ -74,20 +74,23 @@ func (f *Fake) deviceAttachLocked(v *volume) error {
 	return nil
 }
 
-// The other hooks run inside transitions nobody waits on, so they log
-// their failures instead of returning them.
-
-func (f *Fake) deviceDetachLocked(v *volume) {
+// deviceDetachLocked takes the device away; the link goes only once the
+// device has, so a node never sees a link to nothing.
+func (f *Fake) deviceDetachLocked(v *volume) error {
 	if f.opts.Devices == nil || v.root {
-		return
+		return nil
+	}
+	if err := f.opts.Devices.Detach(v.id); err != nil {
+		return fmt.Errorf("detach device of %s: %w", v.id, err)
 	}
 	if err := os.Remove(f.DeviceLink(v.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		f.logf("remove device link of %s: %v", v.id, err)
 	}
-	if err := f.opts.Devices.Detach(v.id); err != nil {
-		f.logf("detach device of %s: %v", v.id, err)
-	}
+	return nil
 }
+
+// The hooks below run inside transitions nobody waits on, so they log
+// their failures instead of returning them.
 
 func (f *Fake) deviceResizeLocked(v *volume) {
 	if f.opts.Devices == nil || v.root {

@@ -535,15 +535,24 @@ func (f *Fake) ec2DetachVolume(q ec2Form, now time.Time, reqID string) (func(htt
 	}
 	wasAttached := a.state == "attached"
 	a.state = "detaching"
-	f.afterLocked(now, VolumeDetach, func(time.Time) {
-		v.attachments = slices.DeleteFunc(v.attachments, func(c *attachment) bool { return c == a })
+	var finish func(at time.Time)
+	finish = func(at time.Time) {
 		if wasAttached && !anyAttached(v) {
-			f.deviceDetachLocked(v)
+			if err := f.deviceDetachLocked(v); err != nil {
+				// The device is still in use (mounted): like an EBS volume
+				// the instance has not let go of, it stays detaching until
+				// it is released.
+				f.logf("detach %s: %v; still detaching", v.id, err)
+				f.afterLocked(at, VolumeDetach, finish)
+				return
+			}
 		}
+		v.attachments = slices.DeleteFunc(v.attachments, func(c *attachment) bool { return c == a })
 		if len(v.attachments) == 0 && v.state == "in-use" {
 			v.state = "available"
 		}
-	})
+	}
+	f.afterLocked(now, VolumeDetach, finish)
 	return ec2XML("DetachVolume", reqID, &attachmentResponse{xmlAttachment: attachmentXML(v, a)}), nil
 }
 

@@ -193,7 +193,9 @@ func TestEC2Tags(t *testing.T) {
 	}
 	both := []string{a, b}
 	slices.Sort(both)
-	f := func(name string, values ...string) types.Filter { return types.Filter{Name: aws.String(name), Values: values} }
+	f := func(name string, values ...string) types.Filter {
+		return types.Filter{Name: aws.String(name), Values: values}
+	}
 	for _, tc := range []struct {
 		name    string
 		filters []types.Filter
