@@ -2,6 +2,7 @@
 # Builds every container image the cluster imports, as docker-archive tarballs
 # in $CACHE/images, plus the ec2csi base rootfs layer that image-ec2csi.sh
 # builds on. Needs build-sidecars.sh to have run. Warm runs only stat files.
+# `build-images.sh rootfs` builds only the ec2csi base rootfs.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -99,13 +100,24 @@ rootfs_layer() {
   rm -rf "$w"
 }
 
+# Stable names for image-ec2csi.sh, whatever the current key is.
+link_rootfs() {
+  ln -sfn "$(basename "$ROOTFS_LAYER")" "$CACHE/rootfs/ec2csi-base.layer.tar"
+  ln -sfn "$(basename "$ROOTFS_LAYER").sha256" "$CACHE/rootfs/ec2csi-base.layer.tar.sha256"
+}
+
+if [ "${1:-}" = rootfs ]; then
+  step "ec2csi base rootfs (debootstrap $DEBIAN_SUITE minbase)" rootfs_layer
+  link_rootfs
+  exit 0
+fi
+
 step "pause image" pause_image
 step "busybox image" busybox_image
 step "ec2csi base rootfs (debootstrap $DEBIAN_SUITE minbase)" rootfs_layer
+link_rootfs
 step "csi-provisioner image" sidecar_image "csi-provisioner-$PROVISIONER_VERSION" "$PROVISIONER_IMAGE"
 step "csi-attacher image" sidecar_image "csi-attacher-$ATTACHER_VERSION" "$ATTACHER_IMAGE"
 step "csi-resizer image" sidecar_image "csi-resizer-$RESIZER_VERSION" "$RESIZER_IMAGE"
 step "csi-snapshotter image" sidecar_image "csi-snapshotter-$SNAPSHOTTER_VERSION" "$SNAPSHOTTER_IMAGE"
 step "snapshot-controller image" sidecar_image "snapshot-controller-$SNAPSHOTTER_VERSION" "$SNAPSHOT_CONTROLLER_IMAGE"
-ln -sfn "$(basename "$ROOTFS_LAYER")" "$CACHE/rootfs/ec2csi-base.layer.tar"
-ln -sfn "$(basename "$ROOTFS_LAYER").sha256" "$CACHE/rootfs/ec2csi-base.layer.tar.sha256"

@@ -22,7 +22,7 @@ case "$file_out" in *dynamically*) log "note: $BINARY is dynamically linked; it 
 BASE="$CACHE/rootfs/ec2csi-base.layer.tar"
 if [ ! -f "$BASE" ]; then
   log "base rootfs not cached yet: building it"
-  "$E2E_CLUSTER_DIR/build-images.sh"
+  "$E2E_CLUSTER_DIR/build-images.sh" rootfs
 fi
 BASE=$(readlink -f "$BASE")
 

@@ -18,12 +18,14 @@ DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 E2E_CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 E2E_REPO_ROOT="$(cd "$E2E_CLUSTER_DIR/../.." && pwd)"
 
-CACHE="${EC2CSI_E2E_CACHE:-/var/cache/ec2csi-e2e}"
-RUN="${EC2CSI_E2E_RUN:-/var/run/ec2csi-e2e}"
+# All paths are canonical (no symlinks, e.g. /var/run -> /run): they are
+# compared against /proc/mounts and losetup output, which show real paths.
+CACHE=$(readlink -m "${EC2CSI_E2E_CACHE:-/var/cache/ec2csi-e2e}")
+RUN=$(readlink -m "${EC2CSI_E2E_RUN:-/run/ec2csi-e2e}")
 # The directory the ec2csi local backend keeps its sparse files in during e2e;
 # down.sh detaches loop devices backed by files under it.
-EC2CSI_STATE_DIR="${EC2CSI_E2E_STATE_DIR:-/var/lib/ec2csi-e2e}"
-KUBELET_DIR=/var/lib/kubelet
+EC2CSI_STATE_DIR=$(readlink -m "${EC2CSI_E2E_STATE_DIR:-/var/lib/ec2csi-e2e}")
+KUBELET_DIR=$(readlink -m /var/lib/kubelet)
 
 K8S_BIN="$CACHE/k8s/$K8S_VERSION/bin"
 SIDECAR_BIN="$CACHE/sidecars/bin"
@@ -59,14 +61,16 @@ step() {
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
-# atomic_dir_done DIR: a stamp file written last marks a cache entry complete,
-# so an interrupted build is redone instead of trusted.
-is_done() { [ -f "$1/.done" ]; }
-mark_done() { date -u +%FT%TZ > "$1/.done"; }
+# is_done STAMP RECIPE / mark_done STAMP RECIPE: a stamp written last marks a
+# cache entry complete (an interrupted build is redone, not trusted) and
+# records how it was built, so changing the recipe rebuilds it.
+is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+mark_done() { printf '%s' "$2" > "$1"; }
 
-# go_build_env runs go with the settings every binary here is built with.
+# go_build runs go with the settings every binary here is built with;
+# $GO_LDFLAGS_EXTRA adds version stamps.
 go_build() {
-  CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags="-s -w" "$@"
+  CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags="-s -w ${GO_LDFLAGS_EXTRA:-}" "$@"
 }
 
 # port_free PORT: true when nothing listens on 127.0.0.1:PORT (or any addr).
