@@ -35,6 +35,7 @@ func newTestManager(t testing.TB, dir string, portMin, portMax int, reg promethe
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "token/+="),
 		ClientInfo:  &efscert.ClientInfo{Source: "test", Version: "0"},
 		Registerer:  reg,
+		Logger:      quietLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
