@@ -605,7 +605,7 @@ func (f *Fake) ec2DescribeVolumes(q ec2Form, now time.Time, reqID string) (func(
 			matched = append(matched, id)
 		}
 	}
-	matched, last, more := page(slices.Compact(matched), after, limit)
+	matched, last, more := page(matched, after, limit)
 	out := &describeVolumesResponse{Volumes: itemSet[xmlVolume]{Items: []xmlVolume{}}}
 	for _, id := range matched {
 		out.Volumes.Items = append(out.Volumes.Items, f.volumeXML(f.volumes[id]))

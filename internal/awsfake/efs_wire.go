@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -251,6 +252,8 @@ func parsePageToken(kind, token string) (string, bool) {
 // long, and says where the next page starts.
 func page(ids []string, after string, limit int) (out []string, last string, more bool) {
 	sort.Strings(ids)
+	// A request naming an ID twice gets it once, as from AWS.
+	ids = slices.Compact(ids)
 	start := sort.SearchStrings(ids, after)
 	if after != "" && start < len(ids) && ids[start] == after {
 		start++
