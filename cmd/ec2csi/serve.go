@@ -59,10 +59,11 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 	f.Var(endpoints, "endpoint", "CSI endpoint (unix:///path or tcp://host:port); with --driver all give efs=URL,ebs=URL")
 	f.StringVar(&cfg.Cloud, "cloud", cfg.Cloud, "backend: local (everything on this machine) or aws")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory for the backend's and the node's state")
-	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's ID (default: the host name)")
+	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's ID")
 	f.Var(names, "driver-name", "CSI driver name; set efs=efs.csi.aws.com / ebs=ebs.csi.aws.com to take over the upstream drivers' volumes")
 	f.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus metrics and /healthz on this address, e.g. :9808 (off when empty)")
 	f.StringVar(&cfg.Zone, "zone", local.DefaultZone, "availability zone of this node on the local backend")
+	f.IntVar(&cfg.AttachLimit, "volume-attach-limit", cfg.AttachLimit, "how many EBS volumes this node can hold attached")
 	f.BoolVar(&cfg.DeleteAccessPointRootDir, "delete-access-point-root-dir", false, "delete an EFS access point's directory and data with its volume, for every StorageClass (per StorageClass: deleteAccessPointRootDir)")
 	logs.add(f)
 	return cmd

@@ -99,3 +99,92 @@ type CreateAccessPointInput struct {
 	CreationInfo  *CreationInfo
 	Tags          map[string]string
 }
+
+// Volume is an EBS volume.
+type Volume struct {
+	ID               string
+	SizeGiB          int64
+	Type             string
+	IOPS             int64 // 0 when the type has no provisioned IOPS
+	Throughput       int64 // MiB/s; 0 when not provisioned
+	Encrypted        bool
+	KMSKeyID         string
+	AvailabilityZone string
+	SnapshotID       string // the snapshot it was restored from
+	MultiAttach      bool
+	State            string // creating, available, in-use, deleting
+	Tags             map[string]string
+	Attachments      []Attachment
+	CreateTime       time.Time
+	// Modification is the state of the last ModifyVolume: "" when none,
+	// else modifying, optimizing, completed or failed.
+	Modification string
+}
+
+// Attachment is a volume's attachment to a node (an EC2 instance).
+type Attachment struct {
+	NodeID string
+	// Device is where the cloud says the volume appears on the node; nodes
+	// find it by volume ID, this is a hint.
+	Device string
+	State  string // attaching, attached, detaching
+}
+
+// CreateVolumeInput asks for a volume. ClientToken makes it idempotent like
+// EC2's: same token and parameters give the same volume.
+type CreateVolumeInput struct {
+	ClientToken      string
+	SizeGiB          int64
+	Type             string
+	IOPS             int64
+	Throughput       int64
+	Encrypted        bool
+	KMSKeyID         string
+	AvailabilityZone string
+	SnapshotID       string
+	MultiAttach      bool
+	Tags             map[string]string
+}
+
+// ModifyVolumeInput changes a volume's performance in place; zero fields
+// stay as they are.
+type ModifyVolumeInput struct {
+	Type       string
+	IOPS       int64
+	Throughput int64
+}
+
+// Snapshot is an EBS snapshot.
+type Snapshot struct {
+	ID         string
+	VolumeID   string
+	SizeGiB    int64
+	State      string // pending, completed, error
+	StartTime  time.Time
+	Tags       map[string]string
+	ReadyToUse bool
+}
+
+// CreateSnapshotInput asks for a snapshot of a volume. EC2's CreateSnapshot
+// has no client token, so callers make it idempotent by tagging with the
+// request name and looking for that tag first.
+type CreateSnapshotInput struct {
+	VolumeID string
+	Tags     map[string]string
+}
+
+// Instance is a node as the cloud knows it.
+type Instance struct {
+	ID               string
+	AvailabilityZone string
+	Type             string
+	// AttachLimit is how many volumes can be attached at once; 0 when
+	// unknown.
+	AttachLimit int
+}
+
+// Page is one page of a listing and the token for the next.
+type Page[T any] struct {
+	Items     []T
+	NextToken string
+}

@@ -55,3 +55,57 @@ func (m *Mounter) IsMountPoint(target string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// safe is mount-utils' formatter, which formats only disks that blkid finds
+// empty and checks existing file systems before mounting them.
+func (m *Mounter) safe() *mount.SafeFormatAndMount {
+	return &mount.SafeFormatAndMount{Interface: m.m, Exec: m.exec}
+}
+
+// FormatAndMount formats device with fstype if it holds no file system,
+// then mounts it at target.
+func (m *Mounter) FormatAndMount(device, target, fstype string, options, formatOptions []string) error {
+	if err := m.safe().FormatAndMountSensitiveWithFormatOptions(device, target, fstype, options, nil, formatOptions); err != nil {
+		return fmt.Errorf("format and mount %s at %s: %w", device, target, err)
+	}
+	return nil
+}
+
+// DiskFormat returns the file system type on device, "" when it holds none.
+func (m *Mounter) DiskFormat(device string) (string, error) {
+	f, err := m.safe().GetDiskFormat(device)
+	if err != nil {
+		return "", fmt.Errorf("read file system type of %s: %w", device, err)
+	}
+	return f, nil
+}
+
+// MountedDevice returns the device mounted at target, or "" if target is
+// not a mount point.
+func (m *Mounter) MountedDevice(target string) (string, error) {
+	dev, refs, err := mount.GetDeviceNameFromMount(m.m, target)
+	if err != nil {
+		return "", fmt.Errorf("find device mounted at %s: %w", target, err)
+	}
+	if refs == 0 {
+		return "", nil
+	}
+	return dev, nil
+}
+
+// Resize grows the file system on device (mounted at target) when the
+// device is larger than it, and reports whether it did.
+func (m *Mounter) Resize(device, target string) (bool, error) {
+	r := mount.NewResizeFs(m.exec)
+	need, err := r.NeedResize(device, target)
+	if err != nil {
+		return false, fmt.Errorf("check size of the file system on %s: %w", device, err)
+	}
+	if !need {
+		return false, nil
+	}
+	if _, err := r.Resize(device, target); err != nil {
+		return false, fmt.Errorf("grow the file system on %s: %w", device, err)
+	}
+	return true, nil
+}

@@ -30,6 +30,11 @@ const (
 	CloudAWS   = "aws"
 )
 
+// DefaultLocalAttachLimit is the local node's EBS attachment limit unless
+// --volume-attach-limit says otherwise: what a typical Nitro instance
+// leaves for data volumes.
+const DefaultLocalAttachLimit = 25
+
 // Config is everything `ec2csi serve` is told.
 type Config struct {
 	Drivers []string
@@ -41,7 +46,9 @@ type Config struct {
 	StateDir  string
 	NodeID    string
 	// Zone is the availability zone of this node on the local backend.
-	Zone           string
+	Zone string
+	// AttachLimit is how many EBS volumes this node can hold attached.
+	AttachLimit    int
 	MetricsAddress string
 	// DeleteAccessPointRootDir deletes access point directories with their
 	// volumes for every EFS StorageClass.
@@ -66,6 +73,7 @@ func DefaultConfig() Config {
 			DriverEFS: "efs.ec2csi.io",
 			DriverEBS: "ebs.ec2csi.io",
 		},
+		AttachLimit: DefaultLocalAttachLimit,
 	}
 }
 
@@ -96,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("--state-dir must not be empty")
+	}
+	if c.AttachLimit < 1 {
+		return fmt.Errorf("--volume-attach-limit %d: want at least 1", c.AttachLimit)
 	}
 	if c.NodeID == "" && c.Mode != ModeController {
 		return errors.New("--node-id: no node ID given and the host name is unknown")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec2csi/ec2csi/internal/cloud/local"
 	"github.com/ec2csi/ec2csi/internal/csiserver"
+	"github.com/ec2csi/ec2csi/internal/ebs"
 	"github.com/ec2csi/ec2csi/internal/efs"
 	"github.com/ec2csi/ec2csi/internal/mounter"
 	"github.com/ec2csi/ec2csi/internal/publications"
@@ -67,7 +68,23 @@ func New(ctx context.Context, cfg Config) (*Plugin, error) {
 				node = efs.NewNode(opts, efs.BindSource{Resolver: backend}, mounter.New(), publications.New(backend.DB(), d))
 			}
 		case DriverEBS:
-			return nil, errors.New("--driver ebs is not available in this build yet; use --driver efs")
+			opts := ebs.Options{Name: cfg.Names[d], Version: version.Get(), NodeID: cfg.NodeID, Zone: backend.Zone(), AttachLimit: cfg.AttachLimit}
+			identity.Extra = []*csi.PluginCapability{
+				{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}}},
+				{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE}}},
+			}
+			if cfg.controller() {
+				controller = ebs.NewController(opts, backend)
+			}
+			if cfg.node() {
+				// On this backend the node is its own EC2: it registers
+				// itself so the controller knows its zone and limit.
+				if err := backend.RegisterNode(ctx, cfg.NodeID, backend.Zone(), cfg.AttachLimit); err != nil {
+					return nil, err
+				}
+				devices := ebs.LinkDevices{Root: backend.DeviceRoot(), VerifyDevice: backend.VerifyDevice}
+				node = ebs.NewNode(opts, devices, mounter.New(), publications.New(backend.DB(), d))
+			}
 		}
 		srv.Register(identity, controller, node)
 		p.servers[d] = srv

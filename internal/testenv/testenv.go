@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,37 @@ func RequireNoMountsUnder(t testing.TB, dir string) {
 	}
 	if len(m) > 0 {
 		t.Fatalf("mounts left behind under %s: %v", dir, m)
+	}
+}
+
+// LoopDevicesUnder lists loop devices whose backing file is below dir.
+func LoopDevicesUnder(dir string) ([]string, error) {
+	matches, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		if f := strings.TrimSpace(string(b)); strings.HasPrefix(f, dir+"/") {
+			out = append(out, filepath.Base(filepath.Dir(filepath.Dir(m)))+"="+f)
+		}
+	}
+	return out, nil
+}
+
+// RequireNoLoopDevicesUnder fails the test if a loop device still backs
+// onto a file below dir: detaching must never leak one.
+func RequireNoLoopDevicesUnder(t testing.TB, dir string) {
+	t.Helper()
+	l, err := LoopDevicesUnder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l) > 0 {
+		t.Fatalf("loop devices left attached under %s: %v", dir, l)
 	}
 }

@@ -8,6 +8,7 @@
 //
 //	state.db            metadata (package store)
 //	efs/<fs-id>/        a file system's root
+//	ebs/                volumes, snapshots and device links (see ebs.go)
 package local
 
 import (
@@ -90,7 +91,10 @@ func (b *Backend) Ready(ctx context.Context) error {
 // repair completes operations a killed process left between their first
 // and last step.
 func (b *Backend) repair(ctx context.Context) error {
-	return b.repairAccessPoints(ctx)
+	if err := b.repairAccessPoints(ctx); err != nil {
+		return err
+	}
+	return b.repairVolumes(ctx)
 }
 
 // randomHex returns n random hex digits, for resource IDs.
