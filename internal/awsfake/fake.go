@@ -1,18 +1,3 @@
-// Package awsfake is a stand-in for the Amazon EFS and EC2 APIs that the
-// real aws-sdk-go-v2 clients can talk to. It speaks the wire protocols
-// those clients use — REST-JSON for EFS, the EC2 Query protocol with XML
-// answers for EC2 — so their serializers, retryers, paginators, waiters
-// and error parsing are all exercised without an AWS account.
-//
-// Resources move through the states AWS gives them (a volume is creating,
-// then available, then in-use) after configurable delays, and faults can
-// be injected deterministically: throttling, internal errors, latency,
-// answers lost after the work was done, eventual consistency and per-API
-// token buckets.
-//
-// Point a client at it with the SDK's endpoint override: BaseEndpoint in
-// the client options, or the AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EFS and
-// AWS_ENDPOINT_URL_EC2 environment variables.
 package awsfake
 
 import (

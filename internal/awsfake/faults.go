@@ -53,6 +53,7 @@ const (
 	LoseAsInternalError
 )
 
+// String names the mode, for test names and logs.
 func (m LostResponseMode) String() string {
 	switch m {
 	case LoseConnection:
