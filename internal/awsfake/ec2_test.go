@@ -1,8 +1,8 @@
 package awsfake
 
 import (
-	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -514,8 +514,15 @@ func TestEC2UnknownActionAndAuth(t *testing.T) {
 	if code, _, _ := apiErr(t, err); code != "InvalidAction" {
 		t.Errorf("unserved action: %s", code)
 	}
-	var oe interface{ Unwrap() error }
-	if !errors.As(err, &oe) {
-		t.Errorf("not an operation error: %T", err)
+	// Unsigned requests are refused by both services.
+	for path, want := range map[string]int{"/": 401, "/2015-02-01/file-systems": 403} {
+		resp, err := http.Post(e.srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader("Action=DescribeVolumes&Version=2016-11-15"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("unsigned request to %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }
