@@ -70,6 +70,8 @@ type Mounter interface {
 	// Resize grows the file system on device, mounted at target, to fill
 	// the device; it reports whether it had to.
 	Resize(device, target string) (bool, error)
+	// ResizeUnmounted grows an unmounted ext file system offline.
+	ResizeUnmounted(device string) (bool, error)
 }
 
 // Publications remembers where volumes are published on this node.

@@ -123,6 +123,11 @@ func (n *Node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 		if existing != "" && existing != fsType {
 			return nil, status.Errorf(codes.FailedPrecondition, "volume %s holds a %s file system, not %s; ec2csi never reformats a volume with data", id, existing, fsType)
 		}
+		// A volume restored or expanded while detached is larger than its
+		// file system; ext grows best before it is mounted.
+		if _, err := n.mounter.ResizeUnmounted(dev); err != nil {
+			return nil, fmt.Errorf("stage volume %s: %w", id, err)
+		}
 		opts := slices.Clone(c.GetMount().GetMountFlags())
 		if fsType == "xfs" && !slices.Contains(opts, "nouuid") {
 			// A volume restored from a snapshot carries its source's
@@ -134,7 +139,7 @@ func (n *Node) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequ
 		}
 	}
 	if _, err := n.mounter.Resize(dev, staging); err != nil {
-		return nil, fmt.Errorf("stage volume %s: %w", id, err)
+		return nil, resizeError(id, err)
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
 }
@@ -344,9 +349,17 @@ func (n *Node) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRe
 		return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 	}
 	if _, err := n.mounter.Resize(dev, path); err != nil {
-		return nil, fmt.Errorf("expand volume %s: %w", id, err)
+		return nil, resizeError(id, err)
 	}
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+}
+
+// resizeError explains the one growth failure users can fix themselves.
+func resizeError(id string, err error) error {
+	if strings.Contains(err.Error(), "Permission denied to resize") {
+		return status.Errorf(codes.FailedPrecondition, "volume %s: growing a mounted ext4 file system needs the CAP_SYS_RESOURCE capability, which this node plugin lacks (run it privileged); the file system grows offline the next time the volume is staged: %v", id, err)
+	}
+	return fmt.Errorf("grow volume %s: %w", id, err)
 }
 
 func deviceSize(dev string) (int64, error) {

@@ -109,3 +109,27 @@ func (m *Mounter) Resize(device, target string) (bool, error) {
 	}
 	return true, nil
 }
+
+// ResizeUnmounted grows an ext2/3/4 file system that is not mounted, before
+// it is: offline growth needs no privilege beyond the device, while the
+// kernel's online growth of ext4 needs CAP_SYS_RESOURCE, which some nodes
+// deny. Other file systems are left to Resize after mounting (XFS grows
+// only while mounted). It reports whether it grew anything.
+func (m *Mounter) ResizeUnmounted(device string) (bool, error) {
+	format, err := m.DiskFormat(device)
+	if err != nil || (format != "ext2" && format != "ext3" && format != "ext4") {
+		return false, err
+	}
+	need, err := mount.NewResizeFs(m.exec).NeedResize(device, "")
+	if err != nil || !need {
+		return false, err
+	}
+	// resize2fs insists on a freshly checked file system.
+	if out, err := m.exec.Command("e2fsck", "-f", "-p", device).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("check %s before growing it: %w: %s", device, err, out)
+	}
+	if out, err := m.exec.Command("resize2fs", device).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("grow the file system on %s: %w: %s", device, err, out)
+	}
+	return true, nil
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,24 @@ func RequireNoLoopDevicesUnder(t testing.TB, dir string) {
 	if len(l) > 0 {
 		t.Fatalf("loop devices left attached under %s: %v", dir, l)
 	}
+}
+
+// CapSysResource is the capability the kernel wants for growing a mounted
+// ext4 file system; this machine's root may lack it.
+const CapSysResource = 24
+
+// HasCapability reports whether the process has capability bit c in its
+// effective set.
+func HasCapability(c uint) bool {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n>>c&1 == 1
+		}
+	}
+	return false
 }
