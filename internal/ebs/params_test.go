@@ -125,7 +125,9 @@ func TestTagTemplates(t *testing.T) {
 }
 
 func TestSizeAndZone(t *testing.T) {
-	r := func(req, lim int64) *csi.CapacityRange { return &csi.CapacityRange{RequiredBytes: req, LimitBytes: lim} }
+	r := func(req, lim int64) *csi.CapacityRange {
+		return &csi.CapacityRange{RequiredBytes: req, LimitBytes: lim}
+	}
 	for _, tt := range []struct {
 		name  string
 		r     *csi.CapacityRange
