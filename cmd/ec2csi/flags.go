@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 )
 
 // perDriverFlag holds a value per driver. A bare value ("unix:///x.sock")
@@ -16,7 +17,6 @@ import (
 type perDriverFlag struct {
 	values map[string]string
 	bare   []string
-	set    bool
 }
 
 var _ pflag.Value = (*perDriverFlag)(nil)
@@ -45,10 +45,6 @@ func (f *perDriverFlag) String() string {
 func (f *perDriverFlag) Type() string { return "[driver=]value" }
 
 func (f *perDriverFlag) Set(s string) error {
-	if !f.set {
-		// The first explicit value replaces the defaults it names.
-		f.set = true
-	}
 	for _, part := range strings.Split(s, ",") {
 		if k, v, ok := strings.Cut(part, "="); ok && (k == "efs" || k == "ebs") {
 			f.values[k] = v
@@ -100,5 +96,8 @@ func (l *logFlags) logger() (*slog.Logger, error) {
 	}
 	log := slog.New(h)
 	slog.SetDefault(log)
+	// k8s.io/mount-utils logs through klog; send it to the same log, at
+	// the same level.
+	klog.SetSlogLogger(log)
 	return log, nil
 }
