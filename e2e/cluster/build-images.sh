@@ -65,8 +65,9 @@ sidecar_image() {
   local bin=$1 tag=$2 name out w
   name=$(basename "$bin")
   out="$IMAGES/$name.tar"
-  [ -f "$out" ] && { log "$name image cached"; return 0; }
   [ -x "$SIDECAR_BIN/$name" ] || die "$SIDECAR_BIN/$name missing: run build-sidecars.sh"
+  # A rebuilt binary (new recipe) must not hide behind an old image.
+  if [ -f "$out" ] && [ ! "$SIDECAR_BIN/$name" -nt "$out" ]; then log "$name image cached"; return 0; fi
   w=$(fresh_work "$name")
   mkdir -p "$w/root/tmp"; chmod 1777 "$w/root/tmp"
   cp "$SIDECAR_BIN/$name" "$w/root/${name%-v*}"

@@ -30,10 +30,12 @@ copy_module() {
 build_sidecar() {
   local name=$1 mod=$2 ver=$3; shift 3
   local stamp="$CACHE/sidecars/$name-$ver.done" c
-  if [ -f "$stamp" ]; then
+  # Bump when the build recipe (flags, stamping) changes.
+  local recipe="$mod@$ver $* ldflags-main.version-v1"
+  if is_done "$stamp" "$recipe"; then
     for c in "$@"; do [ -x "$SIDECAR_BIN/$c-$ver" ] || { rm -f "$stamp"; break; }; done
   fi
-  if [ -f "$stamp" ]; then log "$name $ver already built"; return 0; fi
+  if is_done "$stamp" "$recipe"; then log "$name $ver already built"; return 0; fi
 
   local dir="$SRC/$name-$ver"
   if [ ! -f "$dir/go.mod" ]; then
@@ -51,13 +53,15 @@ build_sidecar() {
   for c in "$@"; do pkgs+=("./cmd/$c"); done
   local out="$CACHE/sidecars/tmp-$name-$ver"
   rm -rf "$out"; mkdir -p "$out"
-  (cd "$dir" && go_build -o "$out/" "${pkgs[@]}")
+  # main.version is what each sidecar logs and serves as its version, like
+  # the upstream release images.
+  (cd "$dir" && GO_LDFLAGS_EXTRA="-X main.version=$ver" go_build -o "$out/" "${pkgs[@]}")
   for c in "$@"; do
     [ -x "$out/$c" ] || die "missing $c after build"
     mv "$out/$c" "$SIDECAR_BIN/$c-$ver"
   done
   rmdir "$out"
-  date -u +%FT%TZ > "$stamp"
+  mark_done "$stamp" "$recipe"
 }
 
 # Manifests the lead needs to install a driver: snapshot CRDs from the client

@@ -78,9 +78,9 @@ pod_cgroups() {
 }
 
 kill_pods() {
-  local round pids d
+  local round pids
   for round in 1 2 3 4 5; do
-    pids=$(for d in $(pod_cgroups); do cat "$d/cgroup.procs" 2>/dev/null; done | sort -u)
+    pids=$(pod_pids)
     [ -z "$pids" ] && break
     log "killing $(echo "$pids" | wc -w) pod processes (round $round)"
     # shellcheck disable=SC2086
@@ -150,23 +150,75 @@ unmount_all() {
   done
 }
 
+pod_pids() {
+  local d
+  for d in $(pod_cgroups); do cat "$d/cgroup.procs" 2>/dev/null; done | sort -u
+}
+
+# container_prefixes prints the paths under which running pod containers see
+# one of our host dirs (e.g. "/state/" for a hostPath of the state dir),
+# read from their mountinfo: a mount of the same device whose root lies in
+# our dir.
+container_prefixes() {
+  local p dev fsroot target rel keys=() pid ns seen=" " mdev mroot mpoint k
+  for p in "${LOOP_PREFIXES[@]}"; do
+    [ -d "$p" ] || continue
+    read -r dev fsroot target < <(findmnt -n -o MAJ:MIN,FSROOT,TARGET -T "$p")
+    rel=${p#"$target"}
+    keys+=("$dev ${fsroot%/}/${rel#/}")
+  done
+  [ ${#keys[@]} -gt 0 ] || return 0
+  for pid in $(pod_pids); do
+    ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
+    case "$seen" in *" $ns "*) continue ;; esac
+    seen+="$ns "
+    while read -r _ _ mdev mroot mpoint _; do
+      for k in "${keys[@]}"; do
+        [ "$mdev" = "${k%% *}" ] || continue
+        case "${mroot%/}/" in "${k#* }"*) echo "${mpoint%/}/" ;; esac
+      done
+    done < "/proc/$pid/mountinfo"
+  done | sort -u
+}
+
+# our_loops prints "DEV BACKING" for each loop device backed by a file of
+# ours. The host path is not enough: a loop set up inside a container (the
+# node plugin) reports its file as the container sees it ("/state/vol1"), and
+# once that container is gone, as a bare "/vol1". So a device is also ours
+# when its backing device:inode is a file under our dirs, or its path is
+# under a container's view of our dirs (this works even for deleted files,
+# but only while the container still runs: hence LOOPS_AT_START).
+our_loops() {
+  local inodes dev majmin ino back p prefixes
+  inodes=$(for p in "${LOOP_PREFIXES[@]}"; do
+             [ -d "$p" ] && find "$p" -xdev -type f -exec stat -c '%Hd:%Ld %i' {} + 2>/dev/null
+           done)
+  read -r -a prefixes <<< "${LOOP_PREFIXES[*]} $(container_prefixes | tr '\n' ' ')"
+  while read -r dev majmin ino back; do
+    [ -n "$dev" ] || continue
+    if grep -qx "$majmin $ino" <<< "$inodes"; then echo "$dev $back"; continue; fi
+    for p in "${prefixes[@]}"; do
+      case "$back" in "$p"*) echo "$dev $back"; break ;; esac
+    done
+  done < <(losetup -n -l -O NAME,BACK-MAJ:MIN,BACK-INO,BACK-FILE 2>/dev/null)
+}
+
+# Recorded before any process is stopped, while paths still resolve.
+LOOPS_AT_START=$(our_loops)
+
 detach_loops() {
-  local dev back p
+  local dev back m
   while read -r dev back; do
     [ -n "$dev" ] || continue
-    for p in "${LOOP_PREFIXES[@]}"; do
-      case "$back" in "$p"*)
-        # A filesystem on the loop device may be mounted somewhere we did not
-        # look (e.g. a test's own temp dir); it must go first.
-        awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r | while read -r m; do
-          umount "$m" 2>/dev/null || umount -l "$m"
-        done
-        log "detaching $dev ($back)"
-        losetup -d "$dev" || log "WARN: could not detach $dev"
-        break ;;
-      esac
+    losetup "$dev" >/dev/null 2>&1 || continue
+    # A filesystem on the loop device may be mounted somewhere we did not
+    # look (e.g. a test's own temp dir); it must go first.
+    awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m"
     done
-  done < <(losetup -n -l -O NAME,BACK-FILE 2>/dev/null)
+    log "detaching $dev ($back)"
+    losetup -d "$dev" || log "WARN: could not detach $dev"
+  done < <(printf '%s\n%s\n' "$LOOPS_AT_START" "$(our_loops)" | sort -u)
 }
 
 # delete_iptables_rules: with ipMasq false the bridge plugin adds none, but a
@@ -272,13 +324,14 @@ remove_files() {
 }
 
 verify() {
-  local bad=0 x
+  local bad=0 x p
   x=$(awk '{print $2}' /proc/mounts | grep -E "^($KUBELET_DIR|$RUN|$EC2CSI_STATE_DIR)(/|$)|^/run/netns/cni-" || true)
   [ -n "$x" ] && { log "LEFT: mounts: $x"; bad=1; }
-  for p in "${LOOP_PREFIXES[@]}"; do
-    x=$(losetup -n -l -O NAME,BACK-FILE 2>/dev/null | awk -v p="$p" 'index($2, p) == 1' || true)
-    [ -n "$x" ] && { log "LEFT: loop devices: $x"; bad=1; }
-  done
+  x=$(our_loops)
+  [ -n "$x" ] && { log "LEFT: loop devices: $x"; bad=1; }
+  while read -r x _; do
+    [ -n "$x" ] && losetup "$x" >/dev/null 2>&1 && { log "LEFT: loop device $x"; bad=1; }
+  done <<< "$LOOPS_AT_START"
   x=$(pgrep -af -- "$RUN/" | grep -v -E "^($$|$PPID) " || true)
   [ -n "$x" ] && { log "LEFT: processes: $x"; bad=1; }
   ip link show "$BRIDGE" >/dev/null 2>&1 && { log "LEFT: bridge $BRIDGE"; bad=1; }
@@ -291,8 +344,8 @@ verify() {
 }
 
 step "stop processes" stop_processes
-step "unmount" unmount_all
 step "detach loop devices" detach_loops
+step "unmount" unmount_all
 step "network" remove_network
 step "/etc/hosts" restore_hosts
 step "cgroups" remove_cgroups

@@ -41,6 +41,11 @@ preflight() {
     "$E2E_CLUSTER_DIR/down.sh"
   fi
   mkdir -p "$RUN" "$PKI" "$LOGS" "$PIDS" "$CTRD" "$EC2CSI_STATE_DIR"
+  # The host root is a private mount, and a hostPath with Bidirectional
+  # propagation must be on a shared one (or the container is refused). The
+  # kubelet does this for its own dir; do the same for the driver's state.
+  mount --bind "$EC2CSI_STATE_DIR" "$EC2CSI_STATE_DIR"
+  mount --make-rshared "$EC2CSI_STATE_DIR"
   # down.sh uses this stamp to tell our pod netns from older ones, and the
   # iptables snapshot to remove only chains that appeared while we ran.
   touch "$RUN/started"
@@ -75,6 +80,7 @@ choose_ports() {
   SCHED_PORT=$(pick_port kube-scheduler 10259)
   KUBELET_PORT=$(pick_port kubelet 10250)
   KUBELET_HEALTHZ_PORT=$(pick_port kubelet-healthz 10248)
+  SNAPSHOT_METRICS_PORT=$(pick_port snapshot-controller 9102)
 }
 
 # The kubelet refuses a loopback node IP, so the node advertises the VM's own
@@ -418,6 +424,21 @@ node_ready() {
   wait_for kube-controller-manager 60 kubectl_admin -n default get configmap kube-root-ca.crt
 }
 
+# The snapshot CRDs, their controller (cluster infrastructure, not part of a
+# CSI driver) and its RBAC. Off with EC2CSI_E2E_SNAPSHOT_CONTROLLER=0.
+snapshot_addon() {
+  local m="$CACHE/manifests"
+  kubectl_admin apply -f "$m/snapshot-crds/" >/dev/null
+  kubectl_admin wait --for=condition=Established --timeout=60s -f "$m/snapshot-crds/" >/dev/null
+  kubectl_admin apply -f "$m/rbac/snapshot-controller.yaml" >/dev/null
+  sed -e "s#@IMAGE@#$SNAPSHOT_CONTROLLER_IMAGE#" -e "s#@APISERVER_PORT@#$APISERVER_PORT#" \
+      -e "s#@METRICS_PORT@#$SNAPSHOT_METRICS_PORT#g" "$E2E_CLUSTER_DIR/manifests/snapshot-controller.yaml" \
+    | kubectl_admin apply -f - >/dev/null
+  kubectl_admin -n kube-system rollout status deployment/snapshot-controller --timeout=120s >/dev/null \
+    || { kubectl_admin -n kube-system describe pods -l app.kubernetes.io/name=snapshot-controller >&2; \
+         kubectl_admin -n kube-system logs -l app.kubernetes.io/name=snapshot-controller --tail=30 >&2; return 1; }
+}
+
 if [ "${EC2CSI_E2E_SKIP_BUILD:-0}" != 1 ]; then
   step "build/cache check" "$E2E_CLUSTER_DIR/build.sh"
 fi
@@ -450,6 +471,9 @@ step "containerd" start_containerd
 step "import images" import_images
 step "kubelet :$KUBELET_PORT" start_kubelet
 step "node $NODE_NAME Ready" node_ready
+if [ "${EC2CSI_E2E_SNAPSHOT_CONTROLLER:-1}" = 1 ]; then
+  step "snapshot CRDs and snapshot-controller" snapshot_addon
+fi
 UP_OK=1
 
 log "cluster up in $(( $(date +%s) - T_UP ))s; env in $RUN/cluster.env"
