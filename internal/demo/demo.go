@@ -65,8 +65,10 @@ type walk struct {
 	n     int
 	ctrl  csi.ControllerClient
 	node  csi.NodeClient
+	ebsC  csi.ControllerClient
+	ebsN  csi.NodeClient
 	stop  func()
-	conn  *grpc.ClientConn
+	conns []*grpc.ClientConn
 	undo  []undoStep
 	total time.Duration
 }
@@ -100,7 +102,7 @@ func round(t time.Duration) time.Duration {
 
 func (d *walk) run(ctx context.Context) error {
 	state := filepath.Join(d.dir, "state")
-	fmt.Fprintf(d.out, "ec2csi demo: the life of an EFS volume on the embedded local backend\nstate directory: %s (removed at the end)\n\n", state)
+	fmt.Fprintf(d.out, "ec2csi demo: the life of an EFS volume and an EBS volume on the embedded local backend\nstate directory: %s (removed at the end)\n\n== EFS: a shared file system, ReadWriteMany\n", state)
 
 	backend, err := local.Open(ctx, state, local.Options{})
 	if err != nil {
@@ -200,26 +202,24 @@ func (d *walk) run(ctx context.Context) error {
 	}
 
 	// Tear down in reverse, as Kubernetes does when the pods and the PVC go.
-	for len(d.undo) > 0 {
-		undo := d.undo[len(d.undo)-1]
-		if err := d.step(undo.title, func() (string, error) { return "done", undo.fn(ctx) }); err != nil {
-			return err
-		}
-		d.undo = d.undo[:len(d.undo)-1]
+	if err := d.teardown(ctx); err != nil {
+		return err
+	}
+	if err := d.ebs(ctx); err != nil {
+		return err
 	}
 	fmt.Fprintf(d.out, "\n%d steps, %s in CSI calls and file I/O. Next: 'ec2csi serve' and the README's Kubernetes section.\n", d.n, round(d.total))
 	return nil
 }
 
-// start serves the EFS driver on a socket in the demo directory and
-// connects to it, so every call below crosses gRPC as Kubernetes' would.
+// start serves both drivers on sockets in the demo directory and connects
+// to them, so every call below crosses gRPC as Kubernetes' would.
 func (d *walk) start(ctx context.Context, state string) error {
-	sock := filepath.Join(d.dir, "csi.sock")
+	socks := map[string]string{plugin.DriverEFS: filepath.Join(d.dir, "efs.sock"), plugin.DriverEBS: filepath.Join(d.dir, "ebs.sock")}
 	cfg := plugin.DefaultConfig()
-	cfg.Drivers = []string{plugin.DriverEFS}
 	cfg.StateDir = state
-	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + sock}
-	cfg.NodeID = "demo-node"
+	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + socks[plugin.DriverEFS], plugin.DriverEBS: "unix://" + socks[plugin.DriverEBS]}
+	cfg.NodeID = demoNode
 	// The walk prints each call itself; the plugin's own log would repeat
 	// it, so only its warnings get through.
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -233,21 +233,29 @@ func (d *walk) start(ctx context.Context, state string) error {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(srvCtx) }()
 	d.stop = func() { cancel(); <-done }
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
+	conns := map[string]*grpc.ClientConn{}
+	for drv, sock := range socks {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the plugin did not start serving on %s", sock)
+			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the plugin did not start serving on %s", sock)
+		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
 		}
+		conns[drv] = conn
+		d.conns = append(d.conns, conn)
 	}
-	d.conn, err = grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	d.ctrl, d.node = csi.NewControllerClient(d.conn), csi.NewNodeClient(d.conn)
+	d.ctrl, d.node = csi.NewControllerClient(conns[plugin.DriverEFS]), csi.NewNodeClient(conns[plugin.DriverEFS])
+	d.ebsC, d.ebsN = csi.NewControllerClient(conns[plugin.DriverEBS]), csi.NewNodeClient(conns[plugin.DriverEBS])
 	return nil
 }
+
+const demoNode = "demo-node"
 
 // cleanup undoes whatever the run did not get to, then removes the
 // directory. It never trusts os.RemoveAll across a mount: a failed
@@ -261,8 +269,8 @@ func (d *walk) cleanup() error {
 			errs = append(errs, err)
 		}
 	}
-	if d.conn != nil {
-		d.conn.Close()
+	for _, c := range d.conns {
+		c.Close()
 	}
 	if d.stop != nil {
 		d.stop()
@@ -283,4 +291,156 @@ func formatParams(p map[string]string) string {
 		parts = append(parts, k+"="+p[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// teardown runs the pending undo steps, newest first, as steps of the walk.
+func (d *walk) teardown(ctx context.Context) error {
+	for len(d.undo) > 0 {
+		undo := d.undo[len(d.undo)-1]
+		if err := d.step(undo.title, func() (string, error) { return "done", undo.fn(ctx) }); err != nil {
+			return err
+		}
+		d.undo = d.undo[:len(d.undo)-1]
+	}
+	return nil
+}
+
+// ebs walks a block volume through attach, format, online expansion,
+// snapshot and restore.
+func (d *walk) ebs(ctx context.Context) error {
+	fmt.Fprintf(d.out, "\n== EBS: a block volume in one zone, ReadWriteOnce\n")
+	capability := &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "xfs"}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}
+	create := func(name, snapshot string, id *string) (string, error) {
+		req := &csi.CreateVolumeRequest{Name: name, Parameters: map[string]string{"type": "gp3", "iops": "4000", "throughput": "250"},
+			VolumeCapabilities: []*csi.VolumeCapability{capability}, CapacityRange: &csi.CapacityRange{RequiredBytes: 10 << 30}}
+		if snapshot != "" {
+			req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snapshot}}}
+		}
+		resp, err := d.ebsC.CreateVolume(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		v := resp.GetVolume()
+		*id = v.GetVolumeId()
+		d.undo = append(d.undo, undoStep{title: "DeleteVolume " + v.GetVolumeId(), fn: func(ctx context.Context) error {
+			_, err := d.ebsC.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.GetVolumeId()})
+			return err
+		}})
+		return fmt.Sprintf("%s, %d GiB gp3 in zone %s (a sparse file)", v.GetVolumeId(), v.GetCapacityBytes()>>30, v.GetAccessibleTopology()[0].GetSegments()["topology.kubernetes.io/zone"]), nil
+	}
+	// use attaches, stages and publishes, as the attacher and kubelet do.
+	use := func(id, pod string) error {
+		staging := filepath.Join(d.dir, "staging", id)
+		target := filepath.Join(d.dir, pod, "mnt")
+		var publishContext map[string]string
+		for _, st := range []struct {
+			title string
+			fn    func() (string, error)
+			undo  undoStep
+		}{
+			{"ControllerPublishVolume " + id + " → " + demoNode, func() (string, error) {
+				r, err := d.ebsC.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: demoNode, VolumeCapability: capability})
+				publishContext = r.GetPublishContext()
+				return "attached as a loop device, link " + filepath.Base(publishContext["devicePath"]), err
+			}, undoStep{"ControllerUnpublishVolume " + id, func(ctx context.Context) error {
+				_, err := d.ebsC.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: demoNode})
+				return err
+			}}},
+			{"NodeStageVolume " + id, func() (string, error) {
+				_, err := d.ebsN.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: staging, VolumeCapability: capability, PublishContext: publishContext})
+				return "device verified, formatted xfs only if empty, mounted at the staging path", err
+			}, undoStep{"NodeUnstageVolume " + id, func(ctx context.Context) error {
+				_, err := d.ebsN.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: id, StagingTargetPath: staging})
+				return err
+			}}},
+			{"NodePublishVolume " + id + " → " + target, func() (string, error) {
+				_, err := d.ebsN.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging, TargetPath: target, VolumeCapability: capability, PublishContext: publishContext})
+				return "bind-mounted into the pod", err
+			}, undoStep{"NodeUnpublishVolume " + id, func(ctx context.Context) error {
+				_, err := d.ebsN.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: target})
+				return err
+			}}},
+		} {
+			if err := d.step(st.title, st.fn); err != nil {
+				return err
+			}
+			d.undo = append(d.undo, st.undo)
+		}
+		return nil
+	}
+
+	var volumeID, snapshotID, restoredID string
+	if err := d.step("CreateVolume name=pvc-ebs-demo type=gp3 iops=4000 throughput=250 fstype=xfs", func() (string, error) {
+		return create("pvc-ebs-demo", "", &volumeID)
+	}); err != nil {
+		return err
+	}
+	if err := use(volumeID, "pod-db"); err != nil {
+		return err
+	}
+	pod := filepath.Join(d.dir, "pod-db", "mnt")
+	const msg = "rows written before the snapshot"
+	if err := d.step("pod-db writes table.dat", func() (string, error) {
+		return fmt.Sprintf("%q", msg), os.WriteFile(filepath.Join(pod, "table.dat"), []byte(msg), 0o644)
+	}); err != nil {
+		return err
+	}
+	if err := d.step("ControllerExpandVolume + NodeExpandVolume 10 GiB → 12 GiB, online", func() (string, error) {
+		if _, err := d.ebsC.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: volumeID, CapacityRange: &csi.CapacityRange{RequiredBytes: 12 << 30}, VolumeCapability: capability}); err != nil {
+			return "", err
+		}
+		if _, err := d.ebsN.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volumeID, VolumePath: pod, VolumeCapability: capability}); err != nil {
+			return "", err
+		}
+		st, err := d.ebsN.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: volumeID, VolumePath: pod})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("the pod now sees %d MiB", st.GetUsage()[0].GetTotal()>>20), nil
+	}); err != nil {
+		return err
+	}
+	if err := d.step("CreateSnapshot name=snap-demo of "+volumeID, func() (string, error) {
+		r, err := d.ebsC.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "snap-demo", SourceVolumeId: volumeID})
+		if err != nil {
+			return "", err
+		}
+		snapshotID = r.GetSnapshot().GetSnapshotId()
+		d.undo = append(d.undo, undoStep{title: "DeleteSnapshot " + snapshotID, fn: func(ctx context.Context) error {
+			_, err := d.ebsC.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snapshotID})
+			return err
+		}})
+		return fmt.Sprintf("%s, %d MiB, ready=%t (the file system was frozen for the copy)", snapshotID, r.GetSnapshot().GetSizeBytes()>>20, r.GetSnapshot().GetReadyToUse()), nil
+	}); err != nil {
+		return err
+	}
+	if err := d.step("pod-db writes more after the snapshot", func() (string, error) {
+		return "later.dat", os.WriteFile(filepath.Join(pod, "later.dat"), []byte("after"), 0o644)
+	}); err != nil {
+		return err
+	}
+	if err := d.step("CreateVolume name=pvc-restored from the snapshot", func() (string, error) {
+		return create("pvc-restored", snapshotID, &restoredID)
+	}); err != nil {
+		return err
+	}
+	if err := use(restoredID, "pod-restore"); err != nil {
+		return err
+	}
+	if err := d.step("pod-restore reads the restored volume", func() (string, error) {
+		b, err := os.ReadFile(filepath.Join(d.dir, "pod-restore", "mnt", "table.dat"))
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(filepath.Join(d.dir, "pod-restore", "mnt", "later.dat")); err == nil {
+			return "", fmt.Errorf("later.dat, written after the snapshot, is in the restore")
+		}
+		return fmt.Sprintf("%q and nothing written later", b), nil
+	}); err != nil {
+		return err
+	}
+	return d.teardown(ctx)
 }
