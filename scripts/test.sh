@@ -26,4 +26,10 @@ set +e
 go test -p 1 -count=1 -timeout 30m -json "$@" ./... | go run ./tools/testsummary
 status=${PIPESTATUS[0]}
 set -e
+if (($# == 0)); then
+  # The same conformance suite once more, as its own binary against
+  # `ec2csi serve` processes, as a user would run it.
+  echo "== upstream csi-sanity binary"
+  bash scripts/upstream-sanity.sh || status=1
+fi
 exit "$status"
