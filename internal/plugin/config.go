@@ -47,7 +47,8 @@ type Config struct {
 	NodeID    string
 	// Zone is the availability zone of this node on the local backend.
 	Zone string
-	// AttachLimit is how many EBS volumes this node can hold attached.
+	// AttachLimit is how many EBS volumes this node can hold attached; 0
+	// means the backend's default (on AWS: from the instance type).
 	AttachLimit    int
 	MetricsAddress string
 	// DeleteAccessPointRootDir deletes access point directories with their
@@ -73,7 +74,6 @@ func DefaultConfig() Config {
 			DriverEFS: "efs.ec2csi.io",
 			DriverEBS: "ebs.ec2csi.io",
 		},
-		AttachLimit: DefaultLocalAttachLimit,
 	}
 }
 
@@ -105,8 +105,8 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		return errors.New("--state-dir must not be empty")
 	}
-	if c.AttachLimit < 1 {
-		return fmt.Errorf("--volume-attach-limit %d: want at least 1", c.AttachLimit)
+	if c.AttachLimit < 0 {
+		return fmt.Errorf("--volume-attach-limit %d: want at least 1 (or 0 for the default)", c.AttachLimit)
 	}
 	if c.NodeID == "" && c.Mode != ModeController {
 		return errors.New("--node-id: no node ID given and the host name is unknown")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -21,6 +22,7 @@ import (
 	"github.com/ec2csi/ec2csi/internal/efs"
 	"github.com/ec2csi/ec2csi/internal/mounter"
 	"github.com/ec2csi/ec2csi/internal/publications"
+	"github.com/ec2csi/ec2csi/internal/store"
 	"github.com/ec2csi/ec2csi/internal/version"
 )
 
@@ -44,46 +46,58 @@ func New(ctx context.Context, cfg Config) (*Plugin, error) {
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := csiserver.NewMetrics(p.registry)
 
-	if cfg.Cloud == CloudAWS {
-		return nil, errors.New("--cloud aws is not available in this build yet; use --cloud local")
-	}
-	backend, err := local.Open(ctx, cfg.StateDir, local.Options{Zone: cfg.Zone})
+	// One state database per process: the local backend keeps its
+	// metadata there, and the node its publications whatever the backend.
+	db, err := store.Open(filepath.Join(cfg.StateDir, "state.db"))
 	if err != nil {
 		return nil, err
 	}
-	p.ready = append(p.ready, backend.Ready)
+	var be backend
+	switch cfg.Cloud {
+	case CloudAWS:
+		if be, err = newAWSBackend(ctx, cfg); err != nil {
+			return nil, err
+		}
+	default:
+		b, err := local.Open(ctx, cfg.StateDir, local.Options{Zone: cfg.Zone, DB: db})
+		if err != nil {
+			return nil, err
+		}
+		be = localBackend{b}
+	}
+	p.ready = append(p.ready, be.Ready)
 
 	for _, d := range cfg.Drivers {
 		srv := csiserver.New(d, cfg.Log, metrics)
-		identity := &csiserver.Identity{Name: cfg.Names[d], Version: version.Get(), ControllerService: cfg.controller(), Ready: backend.Ready}
+		identity := &csiserver.Identity{Name: cfg.Names[d], Version: version.Get(), ControllerService: cfg.controller(), Ready: be.Ready}
 		var controller csi.ControllerServer = csiserver.NoController{}
 		var node csi.NodeServer
 		switch d {
 		case DriverEFS:
 			opts := efs.Options{Name: cfg.Names[d], Version: version.Get(), NodeID: cfg.NodeID, DeleteAccessPointRootDir: cfg.DeleteAccessPointRootDir}
 			if cfg.controller() {
-				controller = efs.NewController(opts, backend, backend)
+				c, files := be.EFS()
+				controller = efs.NewController(opts, c, files)
 			}
 			if cfg.node() {
-				node = efs.NewNode(opts, efs.BindSource{Resolver: backend}, mounter.New(), publications.New(backend.DB(), d))
+				node = efs.NewNode(opts, be.EFSSource(), mounter.New(), publications.New(db, d))
 			}
 		case DriverEBS:
-			opts := ebs.Options{Name: cfg.Names[d], Version: version.Get(), NodeID: cfg.NodeID, Zone: backend.Zone(), AttachLimit: cfg.AttachLimit}
+			opts := ebs.Options{Name: cfg.Names[d], Version: version.Get(), NodeID: cfg.NodeID, Zone: be.DefaultZone()}
 			identity.Extra = []*csi.PluginCapability{
 				{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}}},
 				{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE}}},
 			}
 			if cfg.controller() {
-				controller = ebs.NewController(opts, backend)
+				controller = ebs.NewController(opts, be.EBS())
 			}
 			if cfg.node() {
-				// On this backend the node is its own EC2: it registers
-				// itself so the controller knows its zone and limit.
-				if err := backend.RegisterNode(ctx, cfg.NodeID, backend.Zone(), cfg.AttachLimit); err != nil {
+				zone, limit, devices, err := be.EBSNode(ctx, cfg.NodeID, cfg.AttachLimit)
+				if err != nil {
 					return nil, err
 				}
-				devices := ebs.LinkDevices{Root: backend.DeviceRoot(), VerifyDevice: backend.VerifyDevice}
-				node = ebs.NewNode(opts, devices, mounter.New(), publications.New(backend.DB(), d))
+				opts.Zone, opts.AttachLimit = zone, limit
+				node = ebs.NewNode(opts, devices, mounter.New(), publications.New(db, d))
 			}
 		}
 		srv.Register(identity, controller, node)

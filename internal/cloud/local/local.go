@@ -33,6 +33,9 @@ const DefaultZone = "local-1a"
 type Options struct {
 	// Zone is the availability zone this machine pretends to be in.
 	Zone string
+	// DB is the state database when the caller already opened it (it must
+	// be <stateDir>/state.db); nil opens it.
+	DB *store.DB
 }
 
 // Backend is the local implementation of the EFS and EBS cloud interfaces.
@@ -55,9 +58,11 @@ func Open(ctx context.Context, stateDir string, opts Options) (*Backend, error) 
 	if err := os.MkdirAll(filepath.Join(abs, "efs"), 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", abs, err)
 	}
-	db, err := store.Open(filepath.Join(abs, "state.db"))
-	if err != nil {
-		return nil, err
+	db := opts.DB
+	if db == nil {
+		if db, err = store.Open(filepath.Join(abs, "state.db")); err != nil {
+			return nil, err
+		}
 	}
 	b := &Backend{dir: abs, zone: opts.Zone, db: db}
 	if err := b.repair(ctx); err != nil {
