@@ -3,6 +3,7 @@ package efs_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ func serveChild(dir string) {
 	cfg.StateDir = filepath.Join(dir, "state")
 	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + filepath.Join(dir, "csi.sock")}
 	cfg.NodeID = "node-1"
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p, err := plugin.New(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
