@@ -64,6 +64,7 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 	f.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus metrics and /healthz on this address, e.g. :9808 (off when empty)")
 	f.StringVar(&cfg.Zone, "zone", local.DefaultZone, "availability zone of this node on the local backend")
 	f.IntVar(&cfg.AttachLimit, "volume-attach-limit", 0, "how many EBS volumes this node can hold attached (default: 25 on the local backend, from the instance type on AWS)")
+	f.StringVar(&cfg.KubeletRegistrationDir, "kubelet-registration-dir", "", "register the node plugin with the kubelet through this directory, e.g. /var/lib/kubelet/plugins_registry (off when empty; then run node-driver-registrar)")
 	f.BoolVar(&cfg.DeleteAccessPointRootDir, "delete-access-point-root-dir", false, "delete an EFS access point's directory and data with its volume, for every StorageClass (per StorageClass: deleteAccessPointRootDir)")
 	logs.add(f)
 	return cmd

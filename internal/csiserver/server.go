@@ -60,7 +60,6 @@ func (s *Server) Serve(ctx context.Context, endpoint string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("serving CSI", "endpoint", endpoint)
 	return s.ServeListener(ctx, lis)
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 )
 
 // Driver names as the --driver flag spells them.
@@ -51,6 +52,9 @@ type Config struct {
 	// means the backend's default (on AWS: from the instance type).
 	AttachLimit    int
 	MetricsAddress string
+	// KubeletRegistrationDir, when set, makes the node plugin register
+	// itself with the kubelet there (no node-driver-registrar needed).
+	KubeletRegistrationDir string
 	// DeleteAccessPointRootDir deletes access point directories with their
 	// volumes for every EFS StorageClass.
 	DeleteAccessPointRootDir bool
@@ -104,6 +108,13 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("--state-dir must not be empty")
+	}
+	if c.KubeletRegistrationDir != "" {
+		for _, d := range c.Drivers {
+			if !strings.HasPrefix(c.Endpoints[d], "unix://") {
+				return fmt.Errorf("--kubelet-registration-dir needs unix:// endpoints; the %s endpoint is %s", d, c.Endpoints[d])
+			}
+		}
 	}
 	if c.AttachLimit < 0 {
 		return fmt.Errorf("--volume-attach-limit %d: want at least 1 (or 0 for the default)", c.AttachLimit)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -20,6 +21,7 @@ import (
 	"github.com/ec2csi/ec2csi/internal/csiserver"
 	"github.com/ec2csi/ec2csi/internal/ebs"
 	"github.com/ec2csi/ec2csi/internal/efs"
+	"github.com/ec2csi/ec2csi/internal/kubeletplugin"
 	"github.com/ec2csi/ec2csi/internal/mounter"
 	"github.com/ec2csi/ec2csi/internal/publications"
 	"github.com/ec2csi/ec2csi/internal/store"
@@ -114,8 +116,22 @@ func (p *Plugin) Registry() *prometheus.Registry { return p.registry }
 func (p *Plugin) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for d, srv := range p.servers {
+		// Listen before registering with the kubelet, which connects to
+		// the endpoint as soon as it learns it.
 		endpoint := p.cfg.Endpoints[d]
-		g.Go(func() error { return srv.Serve(ctx, endpoint) })
+		lis, err := csiserver.Listen(endpoint)
+		if err != nil {
+			return err
+		}
+		p.cfg.Log.Info("serving CSI", "driver", d, "endpoint", endpoint)
+		g.Go(func() error { return srv.ServeListener(ctx, lis) })
+		if p.cfg.KubeletRegistrationDir != "" && p.cfg.node() {
+			reg := kubeletplugin.Registration{
+				Dir: p.cfg.KubeletRegistrationDir, DriverName: p.cfg.Names[d],
+				Endpoint: strings.TrimPrefix(endpoint, "unix://"), Log: p.cfg.Log,
+			}
+			g.Go(func() error { return reg.Serve(ctx) })
+		}
 	}
 	if p.cfg.MetricsAddress != "" {
 		lis, err := net.Listen("tcp", p.cfg.MetricsAddress)
