@@ -129,12 +129,18 @@ func Holders(dev string) ([]string, error) {
 
 // MountPoints lists where dev is mounted, from /proc/self/mountinfo.
 func MountPoints(dev string) ([]string, error) {
+	return MountPointsIn("/proc/self/mountinfo", dev)
+}
+
+// MountPointsIn lists where dev is mounted according to a mountinfo file,
+// e.g. another process's /proc/PID/mountinfo.
+func MountPointsIn(mountinfo, dev string) ([]string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", dev, err)
 	}
 	want := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-	raw, err := os.ReadFile("/proc/self/mountinfo")
+	raw, err := os.ReadFile(mountinfo)
 	if err != nil {
 		return nil, err
 	}

@@ -558,11 +558,11 @@ func (b *Backend) copySnapshot(snap snapshotRecord) error {
 		return err
 	}
 	for _, dev := range devs {
-		mounts, err := loop.MountPoints(dev)
-		if err != nil || len(mounts) == 0 {
+		mount := findMount(dev)
+		if mount == "" {
 			continue
 		}
-		thaw, err := freeze(mounts[0])
+		thaw, err := freeze(mount)
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", snap.VolumeID, err)
 		}
@@ -573,6 +573,32 @@ func (b *Backend) copySnapshot(snap snapshotRecord) error {
 		return fmt.Errorf("snapshot %s: %w", snap.VolumeID, err)
 	}
 	return nil
+}
+
+// findMount returns a path to the file system mounted from dev, or "". A
+// controller running in a container does not see the node plugin's mounts
+// in its own mount namespace; when it shares the host's PIDs it looks
+// through the host's init process instead.
+func findMount(dev string) string {
+	if self, host := nsOf("/proc/self"), nsOf("/proc/1"); host != "" && host != self {
+		if mps, err := loop.MountPointsIn("/proc/1/mountinfo", dev); err == nil && len(mps) > 0 {
+			if _, err := os.Stat("/proc/1/root" + mps[0]); err == nil {
+				return "/proc/1/root" + mps[0]
+			}
+		}
+	}
+	if mps, err := loop.MountPoints(dev); err == nil && len(mps) > 0 {
+		return mps[0]
+	}
+	return ""
+}
+
+func nsOf(proc string) string {
+	ns, err := os.Readlink(proc + "/ns/mnt")
+	if err != nil {
+		return ""
+	}
+	return ns
 }
 
 // DeleteSnapshot deletes a snapshot and its image.
