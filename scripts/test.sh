@@ -11,6 +11,15 @@ if [[ $(id -u) != 0 ]]; then
 fi
 bash scripts/install-test-deps.sh
 
+# helm renders the chart in deploy/'s tests; built from the Go module proxy
+# (a few minutes, once).
+gobin=$(go env GOPATH)/bin
+if [[ ! -x $gobin/helm ]] && ! command -v helm >/dev/null; then
+  echo "== installing helm from the Go module proxy (once)"
+  GOFLAGS=-mod=mod go install helm.sh/helm/v3/cmd/helm@v3.22.0
+fi
+export PATH=$PATH:$gobin
+
 echo "== gofmt / go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
 if [[ -n $unformatted ]]; then
