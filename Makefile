@@ -11,12 +11,26 @@ build:
 test:
 	bash scripts/test.sh
 
+# The container image without Docker: the ec2csi binary on a Debian minbase
+# rootfs (mount, mkfs, resize2fs, xfs_growfs, blkid) as a docker-archive,
+# importable with `ctr images import` or `docker load`. With Docker, the
+# root Dockerfile builds the same image.
+IMAGE ?= ec2csi.local/ec2csi:$(VERSION)
+image:
+	mkdir -p _output
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o _output/ec2csi ./cmd/ec2csi
+	bash e2e/cluster/image-ec2csi.sh _output/ec2csi _output/ec2csi-image.tar $(IMAGE)
+
+# The end-to-end suite on a real single-node cluster built on this machine.
+e2e:
+	bash e2e/run.sh
+
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin _output
 
 # Plain manifests for clusters without Helm, rendered from the chart.
 manifests:

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -28,6 +29,13 @@ var sanityLine = regexp.MustCompile(`(\d+) Passed \| (\d+) Failed \| (\d+) Pendi
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 func main() {
+	perTest := flag.Bool("tests", false, "also print every top-level test with its result and duration")
+	flag.Parse()
+	type result struct {
+		name, action string
+		elapsed      float64
+	}
+	var tests []result
 	pkgs := map[string]*counts{}
 	elapsed := map[string]float64{}
 	output := map[string][]string{} // package/test -> output lines
@@ -55,6 +63,12 @@ func main() {
 			if m := sanityLine.FindStringSubmatch(ansi.ReplaceAllString(e.Output, "")); m != nil {
 				sanity = append(sanity, fmt.Sprintf("%s: csi-sanity %s passed, %s failed, %s pending, %s skipped", short(e.Package), m[1], m[2], m[3], m[4]))
 			}
+		case "pass", "fail", "skip":
+			if e.Test != "" && !strings.Contains(e.Test, "/") {
+				tests = append(tests, result{e.Test, e.Action, e.Elapsed})
+			}
+		}
+		switch e.Action {
 		case "pass":
 			if e.Test == "" {
 				elapsed[e.Package] = e.Elapsed
@@ -99,6 +113,12 @@ func main() {
 	}
 	for _, s := range sanity {
 		fmt.Println(s)
+	}
+	if *perTest {
+		fmt.Println()
+		for _, r := range tests {
+			fmt.Printf("%-4s %-50s %7.1fs\n", strings.ToUpper(r.action), r.name, r.elapsed)
+		}
 	}
 	fmt.Printf("\nTOTAL: %d passed, %d failed, %d skipped\n", total.pass, total.fail, total.skip)
 	if total.fail > 0 || len(failed) > 0 || buildFailed {
