@@ -112,12 +112,15 @@ type tlsServer struct {
 	closed bool
 }
 
-func startTLSServer(t testing.TB, pki *testPKI, handle func(*tls.Conn)) *tlsServer {
+func startTLSServer(t testing.TB, pki *testPKI, handle func(*tls.Conn), tweaks ...func(*tls.Config)) *tlsServer {
 	t.Helper()
 	conf := &tls.Config{
 		Certificates: []tls.Certificate{pki.serverCert},
 		ClientAuth:   tls.RequireAnyClientCert,
 		MinVersion:   tls.VersionTLS12,
+	}
+	for _, tw := range tweaks {
+		tw(conf)
 	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {

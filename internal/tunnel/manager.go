@@ -272,9 +272,11 @@ func (m *Manager) restoreLocked(context.Context) error {
 	}
 	for _, b := range ready {
 		if err := m.start(b.e, b.ln); err != nil {
-			// The port stays reserved and bound by nothing; mounts of it
-			// fail visibly rather than hang on a stranger's port.
-			m.log.Error("restore tunnel", "port", b.e.rec.Port, "fileSystem", b.e.rec.Spec.FileSystemID, "err", err)
+			// Say, its CA bundle is unreadable for now. The port stays
+			// reserved for it and the start is retried.
+			m.log.Error("restore tunnel; retrying in the background", "port", b.e.rec.Port, "fileSystem", b.e.rec.Spec.FileSystemID, "err", err)
+			m.bg.Add(1)
+			go m.rebindLater(b.e.rec.Spec.Key(), b.e.rec.Port)
 		}
 	}
 	m.restored = true
@@ -284,8 +286,8 @@ func (m *Manager) restoreLocked(context.Context) error {
 	return nil
 }
 
-// rebindLater keeps trying to bind a restored tunnel's port until it works
-// or the tunnel is released.
+// rebindLater keeps trying to bind and start a restored tunnel until it
+// works or the tunnel is released.
 func (m *Manager) rebindLater(key string, port int) {
 	defer m.bg.Done()
 	delay := 100 * time.Millisecond

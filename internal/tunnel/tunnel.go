@@ -73,6 +73,10 @@ type Tunnel struct {
 	m      *tunnelMetrics
 	log    *slog.Logger
 
+	// ctx ends with Close, so dials in progress stop at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
@@ -103,6 +107,7 @@ func New(c Config) (*Tunnel, error) {
 	if t.mover == nil {
 		t.mover = UserspaceMover{}
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -236,6 +241,7 @@ func (t *Tunnel) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.cancel()
 	var err error
 	if t.ln != nil {
 		err = t.ln.Close()
@@ -276,12 +282,13 @@ func (t *Tunnel) handle(c net.Conn) {
 		t.log.Warn("no upstream connection", "err", err)
 		return
 	}
-	// Registered so Close can cut it too.
-	if !t.track(up.TLS) {
-		up.TLS.Close()
+	// Registered so Close can cut it too: the TCP connection, since closing
+	// the TLS one would try to send an alert.
+	if !t.track(up.TCP) {
+		up.TCP.Close()
 		return
 	}
-	defer t.untrack(up.TLS)
+	defer t.untrack(up.TCP)
 	t.pipe(local, up)
 }
 
@@ -292,19 +299,23 @@ func (t *Tunnel) dial() (*Upstream, error) {
 	var lastErr error
 	for attempt := range dialAttempts {
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt*attempt) * 200 * time.Millisecond)
-			if t.isClosed() {
+			select {
+			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
+			case <-t.ctx.Done():
 				return nil, errors.New("tunnel closed")
 			}
 		}
 		if t.dialed.Swap(true) {
 			t.m.redials.Inc()
 		}
-		up, err := dialUpstream(&t.dialer, t.target, t.tls)
+		up, err := dialUpstream(t.ctx, &t.dialer, t.target, t.tls)
 		if err == nil {
 			return up, nil
 		}
 		lastErr = err
+		if t.ctx.Err() != nil {
+			return nil, err
+		}
 		if errors.Is(err, errHandshakeFailed) {
 			t.m.handshakeErr.Inc()
 		} else {
@@ -325,8 +336,8 @@ type Upstream struct {
 	raw *rawConn
 }
 
-func dialUpstream(d *net.Dialer, target string, conf *tls.Config) (*Upstream, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+func dialUpstream(parent context.Context, d *net.Dialer, target string, conf *tls.Config) (*Upstream, error) {
+	ctx, cancel := context.WithTimeout(parent, handshakeTimeout)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {

@@ -135,6 +135,47 @@ func TestTunnelCarriesBothWaysWithEFSCertificate(t *testing.T) {
 	}
 }
 
+// TestTLS12AndSmallWrites carries data from a TLS 1.2 server (explicit
+// nonces, a different record layout) written in odd small pieces, so
+// records straddle socket reads.
+func TestTLS12AndSmallWrites(t *testing.T) {
+	pki := newTestPKI(t)
+	const total = 3<<20 + 17
+	payload := make([]byte, total)
+	rand.Read(payload)
+	srv := startTLSServer(t, pki, func(c *tls.Conn) {
+		for off, i := 0, 0; off < total; i++ {
+			n := min(total-off, 1+(i*7919)%40000)
+			if _, err := c.Write(payload[off : off+n]); err != nil {
+				return
+			}
+			off += n
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+	}, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
+	lo, hi := freePortRange(t, 2)
+	m := newTestManager(t, t.TempDir(), lo, hi, nil)
+	defer m.Close()
+	port, err := m.Acquire(context.Background(), specFor(pki, srv), "/mnt/tls12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialLocal(t, port)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("got %d bytes, want %d identical", len(got), len(payload))
+	}
+}
+
 func TestHalfCloseBothWays(t *testing.T) {
 	pki := newTestPKI(t)
 	// The server reads the whole request, then answers and closes.
