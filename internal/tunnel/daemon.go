@@ -286,6 +286,10 @@ func RunDaemon(ctx context.Context, c DaemonConfig) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.Manager.Registerer = reg
+	if c.Manager.LockWait == 0 {
+		// A replacement daemon may start while the old one still exits.
+		c.Manager.LockWait = 2 * time.Minute
+	}
 	log := c.Manager.Logger
 	if log == nil {
 		log = slog.Default()

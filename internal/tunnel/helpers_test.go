@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -235,9 +234,4 @@ func dialLocal(t testing.TB, port int) *net.TCPConn {
 		t.Fatal(err)
 	}
 	return c.(*net.TCPConn)
-}
-
-func isConnRefused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -78,6 +78,9 @@ type ManagerConfig struct {
 	Registerer prometheus.Registerer
 	// Mover carries bytes; nil means UserspaceMover.
 	Mover Mover
+	// LockWait is how long NewManager waits for another process to give
+	// up the state directory (a daemon being replaced); zero fails at once.
+	LockWait time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -133,7 +136,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tunnel manager: create state directory: %w", err)
 	}
-	lock, err := lockDir(cfg.StateDir)
+	lock, err := lockDir(cfg.StateDir, cfg.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -169,20 +172,30 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 // lockDir makes sure one Manager at a time owns the tunnels of a state
 // directory; the kernel drops the lock when its process dies, however it
 // dies.
-func lockDir(dir string) (*os.File, error) {
+func lockDir(dir string, wait time.Duration) (*os.File, error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel manager: open lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("tunnel manager: lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
 			return nil, fmt.Errorf("tunnel manager: another process owns the tunnels of %s", dir)
 		}
-		return nil, fmt.Errorf("tunnel manager: lock %s: %w", path, err)
+		// Polled rather than blocking so the wait is bounded; the old
+		// owner's exit frees the lock within one poll.
+		time.Sleep(20 * time.Millisecond)
 	}
-	return f, nil
 }
 
 func readBootID() string {
