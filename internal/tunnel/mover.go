@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 )
@@ -90,6 +89,10 @@ func (UserspaceMover) ToServer(up *Upstream, local *net.TCPConn, add func(float6
 
 // FromServer implements Mover.
 func (UserspaceMover) FromServer(local *net.TCPConn, up *Upstream, add func(float64)) error {
+	rc, err := local.SyscallConn()
+	if err != nil {
+		return err
+	}
 	var (
 		buf        *[]byte
 		start, end int
@@ -97,7 +100,7 @@ func (UserspaceMover) FromServer(local *net.TCPConn, up *Upstream, add func(floa
 	)
 	flush := func() {
 		if end > start && flushErr == nil {
-			n, err := local.Write((*buf)[start:end])
+			n, err := rawWriteAll(rc, (*buf)[start:end])
 			add(float64(n))
 			flushErr = err
 		}
@@ -157,18 +160,13 @@ func (UserspaceMover) FromServer(local *net.TCPConn, up *Upstream, add func(floa
 // an idle connection holds none.
 func readIdleFree(rc syscall.RawConn, buf **[]byte, limit int) (int, error) {
 	var n int
-	var opErr error
+	var e syscall.Errno
 	err := rc.Read(func(fd uintptr) bool {
 		if *buf == nil {
 			*buf = getBuf()
 		}
-		for {
-			n, opErr = syscall.Read(int(fd), (**buf)[:limit])
-			if opErr != syscall.EINTR {
-				break
-			}
-		}
-		if opErr == syscall.EAGAIN {
+		n, e = rawRead(fd, (**buf)[:limit])
+		if e == syscall.EAGAIN {
 			putBuf(*buf)
 			*buf = nil
 			return false
@@ -178,13 +176,7 @@ func readIdleFree(rc syscall.RawConn, buf **[]byte, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if opErr != nil {
-		return 0, os.NewSyscallError("read", opErr)
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
+	return readResult(n, e)
 }
 
 // rawConn sits between crypto/tls and the TCP connection. It reads the
@@ -244,7 +236,7 @@ func (r *rawConn) fill() error {
 		return net.ErrClosed
 	}
 	var n int
-	var opErr error
+	var e syscall.Errno
 	blocked := false
 	err := r.rc.Read(func(fd uintptr) bool {
 		if r.rbuf == nil {
@@ -255,13 +247,8 @@ func (r *rawConn) fill() error {
 			r.rend = copy(*r.rbuf, (*r.rbuf)[r.rstart:r.rend])
 			r.rstart = 0
 		}
-		for {
-			n, opErr = syscall.Read(int(fd), (*r.rbuf)[r.rend:])
-			if opErr != syscall.EINTR {
-				break
-			}
-		}
-		if opErr == syscall.EAGAIN {
+		n, e = rawRead(fd, (*r.rbuf)[r.rend:])
+		if e == syscall.EAGAIN {
 			if !blocked && r.beforeBlock != nil {
 				blocked = true
 				r.beforeBlock()
@@ -277,11 +264,9 @@ func (r *rawConn) fill() error {
 	if err != nil {
 		return err
 	}
-	if opErr != nil {
-		return os.NewSyscallError("read", opErr)
-	}
-	if n == 0 {
-		return io.EOF
+	n, err = readResult(n, e)
+	if err != nil {
+		return err
 	}
 	r.rend += n
 	return nil
@@ -357,7 +342,11 @@ func (r *rawConn) flushLocked() error {
 	}
 	var err error
 	if r.wn > 0 {
-		_, err = r.TCPConn.Write((*r.wbuf)[:r.wn])
+		if r.rc != nil {
+			_, err = rawWriteAll(r.rc, (*r.wbuf)[:r.wn])
+		} else {
+			_, err = r.TCPConn.Write((*r.wbuf)[:r.wn])
+		}
 	}
 	putBuf(r.wbuf)
 	r.wbuf, r.wn = nil, 0
