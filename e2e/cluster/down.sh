@@ -99,12 +99,24 @@ kill_shims() {
   done
 }
 
-# Last sweep: any process whose argv names our run dir is one we started
-# (every daemon's flags point into it). Excludes this script's own ancestry.
-kill_stragglers() {
-  local p self=" $$ $PPID "
+# our_daemons lists processes that are one of the daemons up.sh starts and
+# whose argv points into our run dir (every daemon's flags do), even when
+# the pid files are gone. Clients that merely name the run dir (a test's
+# kubectl --kubeconfig, the test binary calling us) are not touched.
+our_daemons() {
+  local p exe
   for p in $(pgrep -f -- "$RUN/" || true); do
-    case "$self" in *" $p "*) continue ;; esac
+    [ "$p" = $$ ] && continue
+    exe=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | head -1)
+    case "${exe##*/}" in
+      etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|containerd|containerd-shim*) echo "$p" ;;
+    esac
+  done
+}
+
+kill_stragglers() {
+  local p
+  for p in $(our_daemons); do
     log "stopping leftover pid $p: $(cmdline "$p" | cut -c1-120)"
     stop_pid "$p"
   done
@@ -277,12 +289,17 @@ remove_network() {
 }
 
 restore_hosts() {
-  if grep -q "$HOSTS_MARK\$" /etc/hosts; then
+  grep -q "$HOSTS_MARK\$" /etc/hosts || return 0
+  # In place (not mv): /etc/hosts can be a bind mount. The saved copy is
+  # put back byte for byte unless someone else changed the file meanwhile;
+  # then only our line goes.
+  if [ -f "$RUN/hosts.orig" ] && [ "$(grep -v "$HOSTS_MARK\$" /etc/hosts)" = "$(cat "$RUN/hosts.orig")" ]; then
+    cat "$RUN/hosts.orig" > /etc/hosts
+  else
     local tmp; tmp=$(grep -v "$HOSTS_MARK\$" /etc/hosts)
-    # In place (not mv): /etc/hosts can be a bind mount.
     printf '%s\n' "$tmp" > /etc/hosts
-    log "removed $NODE_NAME from /etc/hosts"
   fi
+  log "removed $NODE_NAME from /etc/hosts"
 }
 
 remove_cgroups() {
@@ -332,7 +349,7 @@ verify() {
   while read -r x _; do
     [ -n "$x" ] && losetup "$x" >/dev/null 2>&1 && { log "LEFT: loop device $x"; bad=1; }
   done <<< "$LOOPS_AT_START"
-  x=$(pgrep -af -- "$RUN/" | grep -v -E "^($$|$PPID) " || true)
+  x=$(our_daemons)
   [ -n "$x" ] && { log "LEFT: processes: $x"; bad=1; }
   ip link show "$BRIDGE" >/dev/null 2>&1 && { log "LEFT: bridge $BRIDGE"; bad=1; }
   x=$(pod_cgroups)

@@ -18,8 +18,9 @@ trap finish EXIT
 s=$(date +%s)
 KCFG=$("$E2E_CLUSTER_DIR/up.sh")
 UP_SECONDS=$(( $(date +%s) - s ))
+EC2CSI_E2E_RUN_DIR=$(dirname "$KCFG")
 log "up took ${UP_SECONDS}s"
-k() { "$K8S_BIN/kubectl" --kubeconfig "$KCFG" "$@"; }
+k() { "$K8S_BIN/kubectl" --kubeconfig "$KCFG" --cache-dir "$EC2CSI_E2E_RUN_DIR/kubectl-cache" "$@"; }
 
 MSG="ec2csi-e2e-smoke-$RANDOM"
 s=$(date +%s)

@@ -26,10 +26,17 @@ HOSTS_MARK="# ec2csi-e2e"
 
 T_UP=$(date +%s)
 
-refuse_if_up() {
-  if [ -f "$PIDS/kubelet.pid" ] && kill -0 "$(cat "$PIDS/kubelet.pid")" 2>/dev/null; then
-    die "a cluster is already up (run down.sh first)"
-  fi
+# already_up: a healthy cluster from an earlier up.sh (kubelet alive,
+# apiserver ready, node Ready) is reused, so up.sh is idempotent. Anything
+# less is torn down and rebuilt by preflight.
+already_up() {
+  [ -f "$RUN/cluster.env" ] && [ -f "$PIDS/kubelet.pid" ] || return 1
+  kill -0 "$(cat "$PIDS/kubelet.pid")" 2>/dev/null || return 1
+  kubectl_admin get --raw /readyz >/dev/null 2>&1 || return 1
+  kubectl_admin get nodes -o jsonpath='{.items[*].status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
+}
+
+refuse_foreign() {
   if grep -qs " $KUBELET_DIR " /proc/mounts && [ ! -d "$RUN" ]; then
     die "$KUBELET_DIR is mounted by someone else; refusing to share it"
   fi
@@ -107,6 +114,7 @@ EC2CSI_E2E_CACHE=$CACHE
 EC2CSI_E2E_STATE_DIR=$EC2CSI_STATE_DIR
 KUBECONFIG=$KUBECONFIG_ADMIN
 KUBECTL=$K8S_BIN/kubectl
+KUBECACHEDIR=$RUN/kubectl-cache
 NODE_NAME=$NODE_NAME
 NODE_IP=$NODE_IP
 POD_CIDR=$POD_CIDR
@@ -223,7 +231,8 @@ wait_for() {
   done
 }
 
-kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+# --cache-dir: kubectl would otherwise leave a discovery cache in ~/.kube.
+kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --cache-dir "$RUN/kubectl-cache" "$@"; }
 
 start_etcd() {
   start etcd etcd --name default --data-dir "$RUN/etcd" \
@@ -346,12 +355,15 @@ EOF
   wait_for containerd 60 ctr --address "$CTRD_SOCK" version
 }
 
+# import_images all|extra: the cached images plus $EC2CSI_E2E_IMAGES, or
+# only the latter.
 import_images() {
   local tars=("$IMAGES"/*.tar) t s
+  [ "$1" = extra ] && tars=()
   # Extra images (e.g. one made by image-ec2csi.sh) come from the caller.
   local extra
   for extra in ${EC2CSI_E2E_IMAGES:-}; do tars+=("$extra"); done
-  for t in "${tars[@]}"; do
+  for t in ${tars[@]+"${tars[@]}"}; do
     [ -f "$t" ] || die "image archive $t missing"
     s=$(date +%s)
     ctr --address "$CTRD_SOCK" -n k8s.io images import --snapshotter overlayfs "$t" >/dev/null \
@@ -410,6 +422,7 @@ EOF
 hosts_entry() {
   cp /etc/hosts "$RUN/hosts.orig"
   if ! grep -q "$HOSTS_MARK\$" /etc/hosts; then
+    [ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts
     printf '127.0.0.1 %s %s\n' "$NODE_NAME" "$HOSTS_MARK" >> /etc/hosts
   fi
 }
@@ -446,7 +459,16 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; 
   [ -x "$K8S_BIN/$b" ] || die "$K8S_BIN/$b missing: run build.sh"
 done
 
-refuse_if_up
+if already_up; then
+  # shellcheck disable=SC1091
+  . "$RUN/cluster.env"
+  CTRD_SOCK=$CONTAINERD_SOCK
+  log "cluster already up; reusing it"
+  [ -z "${EC2CSI_E2E_IMAGES:-}" ] || step "import extra images" import_images extra
+  echo "$KUBECONFIG_ADMIN"
+  exit 0
+fi
+refuse_foreign
 # Any failure from here on leaves a half-up cluster: tear it down so the
 # machine is clean, unless the caller wants to inspect it.
 UP_OK=0
@@ -463,12 +485,20 @@ choose_node_ip
 write_env
 step "PKI and kubeconfigs" make_pki
 step "/etc/hosts entry for $NODE_NAME" hosts_entry
+step "CNI config" write_cni
+step "containerd" start_containerd
+# Importing takes several seconds and needs only containerd: let it overlap
+# with the control plane's start.
+import_images all > "$LOGS/import.log" 2>&1 &
+IMPORT_PID=$!
 step "etcd :$ETCD_PORT" start_etcd
 step "kube-apiserver :$APISERVER_PORT" start_apiserver
 step "controller-manager and scheduler" start_controllers
-step "CNI config" write_cni
-step "containerd" start_containerd
-step "import images" import_images
+wait_import() {
+  if ! wait "$IMPORT_PID"; then cat "$LOGS/import.log" >&2; die "image import failed"; fi
+  cat "$LOGS/import.log" >&2
+}
+step "image import (started with containerd)" wait_import
 step "kubelet :$KUBELET_PORT" start_kubelet
 step "node $NODE_NAME Ready" node_ready
 if [ "${EC2CSI_E2E_SNAPSHOT_CONTROLLER:-1}" = 1 ]; then
