@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Everything here is read by the scripts that source this file.
-# shellcheck disable=SC2034
 # Shared settings and helpers for the e2e cluster scripts. Sourced, never run.
+# The variables are read by the scripts that source this file:
+# shellcheck disable=SC2034
 
 # Versions are pinned here and nowhere else so a cache key changes whenever a
 # version does.
