@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/cloud/local"
 	"github.com/ec2csi/ec2csi/internal/plugin"
 )
@@ -46,9 +48,17 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 			if cfg.Names, err = names.resolve("driver-name", cfg.Drivers); err != nil {
 				return err
 			}
+			if cfg.Cloud == plugin.CloudAWS {
+				if err := resolveAWS(cmd, &cfg); err != nil {
+					return err
+				}
+			}
 			p, err := plugin.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
+			}
+			if cfg.AWS.Metrics != nil {
+				p.Registry().MustRegister(cfg.AWS.Metrics)
 			}
 			return p.Run(cmd.Context())
 		},
@@ -62,10 +72,38 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's ID")
 	f.Var(names, "driver-name", "CSI driver name; set efs=efs.csi.aws.com / ebs=ebs.csi.aws.com to take over the upstream drivers' volumes")
 	f.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus metrics and /healthz on this address, e.g. :9808 (off when empty)")
-	f.StringVar(&cfg.Zone, "zone", local.DefaultZone, "availability zone of this node on the local backend")
+	f.StringVar(&cfg.Zone, "zone", local.DefaultZone, "availability zone of this node (on AWS: overrides instance metadata)")
+	f.StringVar(&cfg.AWS.Region, "region", "", "AWS region (default: AWS_REGION, the shared config's profile, or instance metadata)")
+	f.StringVar(&cfg.AWS.InstanceID, "instance-id", "", "this node's EC2 instance ID (default: from instance metadata)")
+	f.StringVar(&cfg.AWS.DeviceRoot, "device-root", cfg.AWS.DeviceRoot, "where the EBS node finds the disk/by-id links of attached volumes (--cloud aws)")
+	f.StringVar(&cfg.AWS.APIRateLimits, "aws-api-rate-limit", "", "client-side AWS API rate limits, API=CALLS_PER_SECOND[:BURST] separated by commas, * for every other API, e.g. DescribeVolumes=20,*=50 (off when empty)")
+	f.StringVar(&cfg.AWS.KubeNodeName, "kube-node-name", kubeNodeName(), "the Kubernetes Node to read zone and instance from when IMDS is out of reach (default: $CSI_NODE_NAME, else $NODE_NAME)")
 	f.IntVar(&cfg.AttachLimit, "volume-attach-limit", 0, "how many EBS volumes this node can hold attached (default: 25 on the local backend, from the instance type on AWS)")
 	f.StringVar(&cfg.KubeletRegistrationDir, "kubelet-registration-dir", "", "register the node plugin with the kubelet through this directory, e.g. /var/lib/kubelet/plugins_registry (off when empty; then run node-driver-registrar)")
 	f.BoolVar(&cfg.DeleteAccessPointRootDir, "delete-access-point-root-dir", false, "delete an EFS access point's directory and data with its volume, for every StorageClass (per StorageClass: deleteAccessPointRootDir)")
 	logs.add(f)
 	return cmd
+}
+
+// resolveAWS prepares --cloud aws: flags left at their local defaults do
+// not apply, the instance's metadata is resolved now so that the node ID
+// defaults to the instance ID, and the AWS API metrics are made for the
+// plugin's registry.
+func resolveAWS(cmd *cobra.Command, cfg *plugin.Config) error {
+	if !cmd.Flags().Changed("zone") {
+		cfg.Zone = ""
+	}
+	if !cmd.Flags().Changed("node-id") {
+		cfg.NodeID = ""
+	}
+	cfg.AWS.Metrics = awscloud.NewMetrics(nil)
+	return plugin.ResolveAWS(cmd.Context(), cfg)
+}
+
+// kubeNodeName is the Node name a pod is usually given in its environment.
+func kubeNodeName() string {
+	if n := os.Getenv("CSI_NODE_NAME"); n != "" {
+		return n
+	}
+	return os.Getenv("NODE_NAME")
 }

@@ -46,7 +46,8 @@ type Config struct {
 	Names     map[string]string
 	StateDir  string
 	NodeID    string
-	// Zone is the availability zone of this node on the local backend.
+	// Zone is the availability zone of this node on the local backend; on
+	// AWS it overrides what instance metadata says.
 	Zone string
 	// AttachLimit is how many EBS volumes this node can hold attached; 0
 	// means the backend's default (on AWS: from the instance type).
@@ -58,7 +59,9 @@ type Config struct {
 	// DeleteAccessPointRootDir deletes access point directories with their
 	// volumes for every EFS StorageClass.
 	DeleteAccessPointRootDir bool
-	Log                      *slog.Logger
+	// AWS configures --cloud aws (aws.go).
+	AWS AWSConfig
+	Log *slog.Logger
 }
 
 // DefaultConfig returns the defaults the flags document.
@@ -78,6 +81,7 @@ func DefaultConfig() Config {
 			DriverEFS: "efs.ec2csi.io",
 			DriverEBS: "ebs.ec2csi.io",
 		},
+		AWS: AWSConfig{DeviceRoot: "/dev"},
 	}
 }
 
