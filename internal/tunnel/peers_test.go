@@ -100,16 +100,37 @@ sslVersionMin = TLSv1.2
 		t.Fatal(err)
 	}
 	cmd := exec.Command("stunnel4", conf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	startProcess(t, cmd)
-	waitListening(t, addr, 10*time.Second)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Registered before the process so that it runs after the process is
+	// stopped (cleanups run last first).
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("stunnel server output:\n%s", out.String())
 		}
 	})
+	startProcess(t, cmd)
+	waitListening(t, addr, 10*time.Second)
 	return addr
+}
+
+// lockedBuffer collects a child's output, which exec copies from its own
+// goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -145,8 +166,11 @@ func TestThroughStunnelServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Several connections at once, each carrying data both ways with a
-	// half-close at the end.
+	// Several connections at once, each carrying data both ways. They close
+	// only after the whole echo is back, as NFS does: stunnel 5.68 as a
+	// server drops response data still in flight once its client
+	// half-closes (close_notify, FIN or both; seen with a plain Go TLS
+	// client too), so half-close is tested against the Go server instead.
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Add(1)
@@ -159,12 +183,9 @@ func TestThroughStunnelServer(t *testing.T) {
 			gen := keystream(uint64(i), 0)
 			gen.XORKeyStream(payload, payload)
 			want := sha256.Sum256(payload)
-			go func() {
-				c.Write(payload)
-				c.CloseWrite()
-			}()
+			go c.Write(payload)
 			h := sha256.New()
-			n, err := io.Copy(h, c)
+			n, err := io.CopyN(h, c, int64(len(payload)))
 			if err != nil || n != int64(len(payload)) || !bytes.Equal(h.Sum(nil), want[:]) {
 				t.Errorf("conn %d: echoed %d of %d bytes, err %v, checksum ok %v", i, n, len(payload), err, bytes.Equal(h.Sum(nil), want[:]))
 			}
