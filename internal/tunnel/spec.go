@@ -95,3 +95,30 @@ var ErrMountConflict = errors.New("mount key already holds a tunnel for another 
 
 // ErrNoPorts is returned when every port of the range is taken.
 var ErrNoPorts = errors.New("no free tunnel port in range")
+
+// DefaultDNSSuffix is the DNS suffix of EFS names in most partitions; China
+// regions use amazonaws.com.cn and isolated ones their own, hence the
+// parameter of SpecFor.
+const DefaultDNSSuffix = "amazonaws.com"
+
+// NFSPort is the port EFS mount targets serve NFS over TLS on.
+const NFSPort = "2049"
+
+// SpecFor is the usual Spec for a file system reached by its DNS name,
+// fs-X.efs.REGION.SUFFIX:2049, which is also the name its certificate
+// carries. mountTargetIP, when set, is dialled instead of the name (the
+// certificate is still checked against the name).
+func SpecFor(fileSystemID, accessPointID, region, dnsSuffix, mountTargetIP string, iam bool) Spec {
+	if dnsSuffix == "" {
+		dnsSuffix = DefaultDNSSuffix
+	}
+	name := fileSystemID + ".efs." + region + "." + dnsSuffix
+	target := net.JoinHostPort(name, NFSPort)
+	if mountTargetIP != "" {
+		target = net.JoinHostPort(mountTargetIP, NFSPort)
+	}
+	return Spec{
+		FileSystemID: fileSystemID, AccessPointID: accessPointID, IAM: iam, Region: region,
+		Target: target, ServerName: name,
+	}
+}
