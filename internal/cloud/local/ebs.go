@@ -575,22 +575,44 @@ func (b *Backend) copySnapshot(snap snapshotRecord) error {
 	return nil
 }
 
-// findMount returns a path to the file system mounted from dev, or "". A
-// controller running in a container does not see the node plugin's mounts
-// in its own mount namespace; when it shares the host's PIDs it looks
-// through the host's init process instead.
+// findMount returns a path into the file system mounted from dev, or "".
+// A controller running in a container does not see the node plugin's
+// mounts in its own mount namespace; when it shares the host's PIDs it
+// looks through any process whose mount namespace holds the mount and
+// whose root it may enter (the node plugin's, the kubelet's).
 func findMount(dev string) string {
-	if self, host := nsOf("/proc/self"), nsOf("/proc/1"); host != "" && host != self {
-		if mps, err := loop.MountPointsIn("/proc/1/mountinfo", dev); err == nil && len(mps) > 0 {
-			if _, err := os.Stat("/proc/1/root" + mps[0]); err == nil {
-				return "/proc/1/root" + mps[0]
-			}
-		}
-	}
 	if mps, err := loop.MountPoints(dev); err == nil && len(mps) > 0 {
 		return mps[0]
 	}
+	seen := map[string]bool{nsOf("/proc/self"): true}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		proc := "/proc/" + e.Name()
+		ns := nsOf(proc)
+		if ns == "" || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		mps, err := loop.MountPointsIn(proc+"/mountinfo", dev)
+		if err != nil || len(mps) == 0 {
+			continue
+		}
+		if p := proc + "/root" + mps[0]; dirExists(p) {
+			return p
+		}
+	}
 	return ""
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 func nsOf(proc string) string {
