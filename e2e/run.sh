@@ -50,7 +50,7 @@ state=${EC2CSI_E2E_STATE_DIR:-/var/lib/ec2csi-e2e}
 
 log "making the local EFS file system and installing the chart"
 fs=$("$out/ec2csi" local create-filesystem --state-dir "$state" --id fs-0e2e0e2e0e2e0e2e0 --name e2e)
-helm install ec2csi deploy/helm/ec2csi --namespace kube-system --kube-version 1.34.4 \
+helm install ec2csi deploy/helm/ec2csi --namespace kube-system \
   -f e2e/values-local.yaml --set apiServer.port="$APISERVER_PORT" --wait --timeout 5m >&2
 
 log "running the scenarios"
