@@ -120,7 +120,7 @@ func (e *EFS) CreateAccessPoint(ctx context.Context, in cloud.CreateAccessPointI
 	}
 	out, err := e.client.CreateAccessPoint(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("create access point on %s: %w", in.FileSystemID, mapError(err))
+		return nil, mapError(err) // the caller names the file system and volume
 	}
 	ap := &cloud.AccessPoint{
 		ID:            awssdk.ToString(out.AccessPointId),

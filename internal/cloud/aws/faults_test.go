@@ -197,3 +197,42 @@ func mountCap(mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode},
 	}
 }
+
+// TestEFSStrictTokens: users report that real EFS refuses any reuse of a
+// client token, even an identical retry (the fake's StrictAccessPointTokens).
+// A create whose answer is lost then comes back as AccessPointAlreadyExists;
+// the driver lists the file system again and must recognise its access
+// point by the token this package folded the file system into.
+func TestEFSStrictTokens(t *testing.T) {
+	srv := startFake(t, awsfake.Options{Seed: 13, StrictAccessPointTokens: true})
+	fsID, err := srv.AddFileSystem(awsfake.FileSystemSpec{Name: "strict"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := awscloud.NewEFS(srv.AWSConfig(), faultOptions(nil))
+	ctrl := efs.NewController(efs.Options{Name: "efs.ec2csi.io"}, cl, nil)
+	srv.SetFaults(awsfake.Faults{LostResponseRate: 0.3, Operations: []string{"CreateAccessPoint"}})
+	ctx := testCtx(t, time.Minute)
+	const n = 40
+	for i := range n {
+		_, err := callWithRetries(5, func() error {
+			_, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
+				Name:               fmt.Sprintf("pvc-strict-%02d", i),
+				VolumeCapabilities: []*csi.VolumeCapability{mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)},
+				Parameters:         map[string]string{"provisioningMode": "efs-ap", "fileSystemId": fsID},
+			})
+			return err
+		})
+		if err != nil {
+			t.Errorf("volume %d: %v", i, err)
+		}
+	}
+	if got := len(srv.AccessPointIDs(fsID)); got != n {
+		t.Errorf("%d access points, want %d", got, n)
+	}
+	st := srv.Stats("CreateAccessPoint")
+	t.Logf("CreateAccessPoint: %d requests, %d answers lost, %d refused as already existing", st.Calls, st.LostResponses, st.APIErrors)
+	if st.LostResponses == 0 || st.APIErrors == 0 {
+		t.Errorf("no lost answer was retried into AccessPointAlreadyExists: %+v", st)
+	}
+}
