@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
+	"github.com/ec2csi/ec2csi/deploy/iam"
 	"github.com/ec2csi/ec2csi/internal/awsfake"
 	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/plugin"
@@ -86,6 +87,7 @@ func TestSanity(t *testing.T) {
 	config.TestVolumeSize = 4 << 30
 	config.TestVolumeExpandSize = 6 << 30
 	sanity.Test(t, config)
+	requirePolicyAllows(t, iam.EBS, "ec2:", srv)
 
 	cancel()
 	if err := <-errc; err != nil {
@@ -100,4 +102,19 @@ func TestSanity(t *testing.T) {
 		t.Errorf("volumes left behind: %v (the root volume is %v)", left, root)
 	}
 	testenv.RequireNoLoopDevicesUnder(t, dir)
+}
+
+// requirePolicyAllows checks that the policy `ec2csi policy` prints allows
+// every API call the driver made.
+func requirePolicyAllows(t *testing.T, doc []byte, prefix string, srv *awsfake.Server) {
+	t.Helper()
+	p, err := iam.Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for op := range srv.AllStats() {
+		if !p.Allows(prefix + op) {
+			t.Errorf("the driver called %s%s, which its IAM policy does not allow", prefix, op)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
+	"github.com/ec2csi/ec2csi/deploy/iam"
 	"github.com/ec2csi/ec2csi/internal/awsfake"
 	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/csiserver"
@@ -89,6 +90,7 @@ func TestSanity(t *testing.T) {
 	config.StagingPath = filepath.Join(dir, "staging")
 	config.TestVolumeParameters = map[string]string{"provisioningMode": "efs-ap", "fileSystemId": fsID}
 	sanity.Test(t, config)
+	requirePolicyAllows(t, iam.EFS, "elasticfilesystem:", srv)
 
 	cancel()
 	for range 2 {
@@ -127,4 +129,19 @@ func (r resolver) ResolveDirectory(ctx context.Context, fsID, apID, subPath stri
 	}
 	d := filepath.Join(r.root, fsID, filepath.FromSlash(path.Clean("/"+path.Join(base, subPath))))
 	return d, os.MkdirAll(d, 0o755)
+}
+
+// requirePolicyAllows checks that the policy `ec2csi policy` prints allows
+// every API call the driver made.
+func requirePolicyAllows(t *testing.T, doc []byte, prefix string, srv *awsfake.Server) {
+	t.Helper()
+	p, err := iam.Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for op := range srv.AllStats() {
+		if !p.Allows(prefix + op) {
+			t.Errorf("the driver called %s%s, which its IAM policy does not allow", prefix, op)
+		}
+	}
 }
