@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,8 +79,14 @@ func TestServeAWSWithoutIMDS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	efsSock, ebsSock := filepath.Join(dir, "efs.sock"), filepath.Join(dir, "ebs.sock")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	cmd, stderr := ec2csi(t, srv.URL, "serve", "--cloud", "aws", "--mode", "node", "--state-dir", filepath.Join(dir, "state"),
-		"--endpoint", "efs=unix://"+efsSock+",ebs=unix://"+ebsSock,
+		"--endpoint", "efs=unix://"+efsSock+",ebs=unix://"+ebsSock, "--metrics-address", metricsAddr,
 		"--region", "us-east-1", "--zone", "us-east-1c", "--instance-id", awsInstance)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -126,6 +134,17 @@ func TestServeAWSWithoutIMDS(t *testing.T) {
 	// volume.
 	if info.GetMaxVolumesPerNode() != 26 {
 		t.Errorf("MaxVolumesPerNode = %d, want 26", info.GetMaxVolumesPerNode())
+	}
+	// The instance type came from DescribeInstances, and the AWS API
+	// metrics are served with the plugin's.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `ec2csi_aws_api_calls_total{api="DescribeInstances",code="OK"}`) {
+		t.Errorf("/metrics has no AWS API calls:\n%s", body)
 	}
 }
 
