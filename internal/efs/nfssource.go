@@ -132,7 +132,7 @@ func (s *NFSSource) Prepare(ctx context.Context, req MountRequest) (Mount, error
 	}
 
 	if s.opts.Tunnels == nil {
-		return Mount{}, status.Errorf(codes.FailedPrecondition, "volume %s needs encryption in transit, but this node has no TLS tunnels configured", h)
+		return Mount{}, status.Error(codes.FailedPrecondition, "encryption in transit is on, but this node has no TLS tunnels configured")
 	}
 	spec := tunnel.SpecFor(h.FileSystemID, h.AccessPointID, s.opts.Region, s.opts.DNSSuffix, ip, flags.IAM)
 	spec.CAFile = s.opts.CAFile

@@ -83,6 +83,11 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 
 	m, err := n.source.Prepare(ctx, MountRequest{Handle: h, Context: vc, ReadOnly: readOnly, Options: flags.All, Key: target})
 	if err != nil {
+		// A source that chose a gRPC code keeps it, without the
+		// "rpc error: code = …" text that wrapping would add.
+		if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+			return nil, status.Errorf(s.GRPCStatus().Code(), "volume %s: %s", id, s.GRPCStatus().Message())
+		}
 		return nil, fmt.Errorf("volume %s: %w", id, err)
 	}
 	if err := n.mountAt(m, target, readOnly, flags.VFS); err != nil {

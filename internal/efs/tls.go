@@ -60,13 +60,13 @@ func useTLS(def bool, req MountRequest, flags mountFlags) (bool, error) {
 	}
 	if req.Handle.AccessPointID != "" {
 		return false, status.Errorf(codes.InvalidArgument,
-			"volume %s names access point %s, but %s turns off encryption in transit: EFS serves access points only over TLS; remove %s",
-			req.Handle, req.Handle.AccessPointID, why, why)
+			"access point %s needs encryption in transit, but %s turns it off: EFS serves access points only over TLS; remove %s",
+			req.Handle.AccessPointID, why, why)
 	}
 	if flags.IAM {
 		return false, status.Errorf(codes.InvalidArgument,
-			"volume %s asks for IAM authorization (mount option iam), but %s turns off encryption in transit: EFS authorizes with IAM only over TLS; remove %s or iam",
-			req.Handle, why, why)
+			"IAM authorization (mount option iam) needs encryption in transit, but %s turns it off: EFS authorizes with IAM only over TLS; remove %s or iam",
+			why, why)
 	}
 	return false, nil
 }
