@@ -18,7 +18,11 @@ func newServeCommand() *cobra.Command {
 	driver := "all"
 	endpoints := newPerDriverFlag(cfg.Endpoints)
 	names := newPerDriverFlag(cfg.Names)
-	var logs logFlags
+	var (
+		logs        logFlags
+		efsTLS      bool
+		tunnelPorts = fmt.Sprintf("%d-%d", cfg.TunnelPortMin, cfg.TunnelPortMax)
+	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the EFS and/or EBS CSI drivers",
@@ -48,6 +52,12 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 			if cfg.Names, err = names.resolve("driver-name", cfg.Drivers); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("efs-tls") {
+				cfg.EFSTLS = &efsTLS
+			}
+			if cfg.TunnelPortMin, cfg.TunnelPortMax, err = parsePortRange(tunnelPorts); err != nil {
+				return fmt.Errorf("--tunnel-port-range %q: want LOW-HIGH within 1-65535", tunnelPorts)
+			}
 			if cfg.Cloud == plugin.CloudAWS {
 				if err := resolveAWS(cmd, &cfg); err != nil {
 					return err
@@ -57,6 +67,7 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 			if err != nil {
 				return err
 			}
+			defer p.Close()
 			if cfg.AWS.Metrics != nil {
 				p.Registry().MustRegister(cfg.AWS.Metrics)
 			}
@@ -81,6 +92,10 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 	f.IntVar(&cfg.AttachLimit, "volume-attach-limit", 0, "how many EBS volumes this node can hold attached (default: 25 on the local backend, from the instance type on AWS)")
 	f.StringVar(&cfg.KubeletRegistrationDir, "kubelet-registration-dir", "", "register the node plugin with the kubelet through this directory, e.g. /var/lib/kubelet/plugins_registry (off when empty; then run node-driver-registrar)")
 	f.BoolVar(&cfg.DeleteAccessPointRootDir, "delete-access-point-root-dir", false, "delete an EFS access point's directory and data with its volume, for every StorageClass (per StorageClass: deleteAccessPointRootDir)")
+	f.BoolVar(&efsTLS, "efs-tls", false, "encrypt EFS mounts in transit unless a volume says otherwise (volume context encryptInTransit, mount options tls/notls); default: on with --cloud aws, off with --cloud local, where it sends each publish through a TLS tunnel to a local mount target first")
+	f.StringVar(&cfg.EFSDNSSuffix, "efs-dns-suffix", cfg.EFSDNSSuffix, "DNS suffix of EFS names, fs-X.efs.REGION.SUFFIX (amazonaws.com.cn in China)")
+	f.StringVar(&cfg.TunnelDaemonSocket, "tunnel-daemon-socket", "", "unix socket of the ec2csi tunnel-daemon holding this node's EFS TLS tunnels, e.g. /run/ec2csi/tunnel/tunnel.sock (empty: tunnels run in this process, under --state-dir/tunnel)")
+	f.StringVar(&tunnelPorts, "tunnel-port-range", tunnelPorts, "local ports of EFS TLS tunnels run in this process, LOW-HIGH")
 	logs.add(f)
 	return cmd
 }

@@ -32,10 +32,20 @@ type backend interface {
 // localBackend adapts cloud/local.
 type localBackend struct {
 	*local.Backend
+	// efsSource is the EFS node's mount source when New made one
+	// (newLocalEFSNodeSource: bind mounts, through TLS with --efs-tls).
+	efsSource efs.MountSource
 }
 
 func (b localBackend) EFS() (efs.Cloud, efs.Files) { return b.Backend, b.Backend }
-func (b localBackend) EFSSource() efs.MountSource  { return efs.BindSource{Resolver: b.Backend} }
+
+func (b localBackend) EFSSource() efs.MountSource {
+	if b.efsSource != nil {
+		return b.efsSource
+	}
+	return efs.BindSource{Resolver: b.Backend}
+}
+
 func (b localBackend) EBS() ebs.Cloud              { return b.Backend }
 func (b localBackend) DefaultZone() string         { return b.Zone() }
 

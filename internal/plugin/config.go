@@ -10,6 +10,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ec2csi/ec2csi/internal/tunnel"
 )
 
 // Driver names as the --driver flag spells them.
@@ -59,9 +63,31 @@ type Config struct {
 	// DeleteAccessPointRootDir deletes access point directories with their
 	// volumes for every EFS StorageClass.
 	DeleteAccessPointRootDir bool
+	// EFSTLS is the EFS node's default for encryption in transit, for
+	// volumes whose context and mount options do not choose (--efs-tls).
+	// Nil means on with --cloud aws, as upstream's encryptInTransit, and
+	// off with --cloud local, where it sends every publish through a TLS
+	// tunnel to a local mount target first.
+	EFSTLS *bool
+	// EFSDNSSuffix ends EFS DNS names, fs-X.efs.REGION.SUFFIX
+	// (--efs-dns-suffix): amazonaws.com, amazonaws.com.cn in China.
+	EFSDNSSuffix string
+	// TunnelDaemonSocket is the unix socket of the `ec2csi tunnel-daemon`
+	// that holds this node's EFS TLS tunnels (--tunnel-daemon-socket).
+	// Empty runs them in this process, with their state under
+	// StateDir/tunnel.
+	TunnelDaemonSocket string
+	// TunnelPortMin..TunnelPortMax are the local ports of tunnels run in
+	// this process (--tunnel-port-range); zero means the tunnel package's
+	// default range.
+	TunnelPortMin, TunnelPortMax int
 	// AWS configures --cloud aws (aws.go).
 	AWS AWSConfig
 	Log *slog.Logger
+
+	// registerer receives the metrics of tunnels run in this process; New
+	// sets it to the plugin's registry.
+	registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults the flags document.
@@ -81,7 +107,10 @@ func DefaultConfig() Config {
 			DriverEFS: "efs.ec2csi.io",
 			DriverEBS: "ebs.ec2csi.io",
 		},
-		AWS: AWSConfig{DeviceRoot: "/dev"},
+		EFSDNSSuffix:  tunnel.DefaultDNSSuffix,
+		TunnelPortMin: tunnel.DefaultPortMin,
+		TunnelPortMax: tunnel.DefaultPortMax,
+		AWS:           AWSConfig{DeviceRoot: "/dev"},
 	}
 }
 
@@ -123,6 +152,14 @@ func (c *Config) Validate() error {
 	if c.AttachLimit < 0 {
 		return fmt.Errorf("--volume-attach-limit %d: want at least 1 (or 0 for the default)", c.AttachLimit)
 	}
+	if c.TunnelPortMin != 0 || c.TunnelPortMax != 0 {
+		if c.TunnelPortMin < 1 || c.TunnelPortMax > 65535 || c.TunnelPortMin > c.TunnelPortMax {
+			return fmt.Errorf("--tunnel-port-range %d-%d: want LOW-HIGH within 1-65535", c.TunnelPortMin, c.TunnelPortMax)
+		}
+	}
+	if strings.ContainsAny(c.EFSDNSSuffix, "/: ") || strings.HasPrefix(c.EFSDNSSuffix, ".") {
+		return fmt.Errorf("--efs-dns-suffix %q: want a DNS suffix such as amazonaws.com", c.EFSDNSSuffix)
+	}
 	if c.NodeID == "" && c.Mode != ModeController {
 		return errors.New("--node-id: no node ID given and the host name is unknown")
 	}
@@ -131,3 +168,14 @@ func (c *Config) Validate() error {
 
 func (c *Config) controller() bool { return c.Mode == ModeController || c.Mode == ModeAll }
 func (c *Config) node() bool       { return c.Mode == ModeNode || c.Mode == ModeAll }
+
+// efsNode reports whether this process serves the EFS node.
+func (c *Config) efsNode() bool { return c.node() && slices.Contains(c.Drivers, DriverEFS) }
+
+// efsTLS is the EFS node's default for encryption in transit.
+func (c *Config) efsTLS() bool {
+	if c.EFSTLS != nil {
+		return *c.EFSTLS
+	}
+	return c.Cloud == CloudAWS
+}

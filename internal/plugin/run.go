@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,10 +35,13 @@ type Plugin struct {
 	registry *prometheus.Registry
 	servers  map[string]*csiserver.Server
 	ready    []func(context.Context) error
+	// closers stop what the plugin runs besides its servers (tunnels, the
+	// local mount target), last started first stopped.
+	closers []func() error
 }
 
-// New builds the drivers cfg asks for.
-func New(ctx context.Context, cfg Config) (*Plugin, error) {
+// New builds the drivers cfg asks for. Close the Plugin when done with it.
+func New(ctx context.Context, cfg Config) (_ *Plugin, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -45,6 +49,12 @@ func New(ctx context.Context, cfg Config) (*Plugin, error) {
 		cfg.Log = slog.Default()
 	}
 	p := &Plugin{cfg: cfg, registry: prometheus.NewRegistry(), servers: map[string]*csiserver.Server{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.Close())
+		}
+	}()
+	cfg.registerer = p.registry
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := csiserver.NewMetrics(p.registry)
 
@@ -65,7 +75,19 @@ func New(ctx context.Context, cfg Config) (*Plugin, error) {
 		if err != nil {
 			return nil, err
 		}
-		be = localBackend{b}
+		lb := localBackend{Backend: b}
+		if cfg.efsNode() {
+			if lb.efsSource, err = newLocalEFSNodeSource(ctx, cfg, b); err != nil {
+				return nil, err
+			}
+		}
+		be = lb
+	}
+	if cfg.efsNode() {
+		// The EFS node's mount source may run tunnels and a mount target.
+		if c, ok := be.EFSSource().(io.Closer); ok {
+			p.closers = append(p.closers, c.Close)
+		}
 	}
 	p.ready = append(p.ready, be.Ready)
 
@@ -106,6 +128,19 @@ func New(ctx context.Context, cfg Config) (*Plugin, error) {
 		p.servers[d] = srv
 	}
 	return p, nil
+}
+
+// Close stops what New started besides the servers: EFS TLS tunnels run in
+// this process (their records stay, so the next process restores them on
+// the same ports) and the local backend's mount target. Calling it again
+// does nothing.
+func (p *Plugin) Close() error {
+	var errs []error
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		errs = append(errs, p.closers[i]())
+	}
+	p.closers = nil
+	return errors.Join(errs...)
 }
 
 // Registry is where the plugin's metrics live.
