@@ -46,8 +46,8 @@ func (b localBackend) EFSSource() efs.MountSource {
 	return efs.BindSource{Resolver: b.Backend}
 }
 
-func (b localBackend) EBS() ebs.Cloud              { return b.Backend }
-func (b localBackend) DefaultZone() string         { return b.Zone() }
+func (b localBackend) EBS() ebs.Cloud      { return b.Backend }
+func (b localBackend) DefaultZone() string { return b.Zone() }
 
 // EBSNode registers the node with the backend, as EC2 knows its instances,
 // so the controller can check zones and limits.
