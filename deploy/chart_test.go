@@ -295,3 +295,71 @@ func manifestBody(b []byte) []byte {
 	}
 	return b
 }
+
+// TestTunnelDaemon: on AWS with EFS, the TLS tunnels run in a DaemonSet of
+// their own that upgrades never restart, and the node plugin uses its
+// socket; otherwise there is no such DaemonSet.
+func TestTunnelDaemon(t *testing.T) {
+	objs := mustRender(t)
+	ds := find(objs, "DaemonSet", "ec2csi-tunnel")
+	if ds == nil {
+		t.Fatal("no ec2csi-tunnel DaemonSet with cloud aws and EFS on")
+	}
+	if str(ds, "spec", "updateStrategy", "type") != "OnDelete" {
+		t.Error("chart upgrades must not restart the tunnel daemon: updateStrategy OnDelete")
+	}
+	if get(ds, "spec", "template", "spec", "hostNetwork") != true {
+		t.Error("the tunnels must listen on the host's loopback")
+	}
+	c := containers(ds)["tunnel-daemon"]
+	if c == nil {
+		t.Fatalf("containers %v", containers(ds))
+	}
+	want := []string{"tunnel-daemon", "--state-dir=/run/ec2csi/tunnel", "--port-range=20049-21049", "--metrics-address=:9810"}
+	if got := args(c); !slices.Equal(got, want) {
+		t.Errorf("daemon args %v, want %v", got, want)
+	}
+	if get(c, "securityContext", "privileged") == true || get(c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Errorf("the daemon needs no privileges: %v", get(c, "securityContext"))
+	}
+	if str(c, "livenessProbe", "httpGet", "path") != "/metrics" {
+		t.Error("liveness through the daemon's metrics endpoint")
+	}
+	if str(get(ds, "spec", "template", "spec", "volumes", 0), "hostPath", "path") != "/run/ec2csi/tunnel" {
+		t.Errorf("state volume %v", get(ds, "spec", "template", "spec", "volumes"))
+	}
+	node := containers(find(objs, "DaemonSet", "ec2csi-node"))["ec2csi"]
+	na := args(node)
+	if !slices.Contains(na, "--tunnel-daemon-socket=/run/ec2csi/tunnel/tunnel.sock") || !slices.Contains(na, "--efs-dns-suffix=amazonaws.com") {
+		t.Errorf("node args %v", na)
+	}
+	var mounted bool
+	mounts, _ := get(node, "volumeMounts").([]any)
+	for _, m := range mounts {
+		mounted = mounted || str(m, "mountPath") == "/run/ec2csi/tunnel"
+	}
+	if !mounted {
+		t.Error("the node plugin does not see the daemon's socket directory")
+	}
+
+	objs = mustRender(t, "tunnel.daemon=false", "tunnel.portRange=22000-22999", "efs.dnsSuffix=amazonaws.com.cn")
+	if find(objs, "DaemonSet", "ec2csi-tunnel") != nil {
+		t.Error("tunnel.daemon=false still renders the daemon")
+	}
+	na = args(containers(find(objs, "DaemonSet", "ec2csi-node"))["ec2csi"])
+	if slices.Contains(na, "--tunnel-daemon-socket=/run/ec2csi/tunnel/tunnel.sock") || !slices.Contains(na, "--tunnel-port-range=22000-22999") || !slices.Contains(na, "--efs-dns-suffix=amazonaws.com.cn") {
+		t.Errorf("tunnels in the plugin: node args %v", na)
+	}
+
+	for _, set := range []string{"cloud=local", "efs.enabled=false"} {
+		objs = mustRender(t, set)
+		if find(objs, "DaemonSet", "ec2csi-tunnel") != nil {
+			t.Errorf("%s renders the tunnel daemon", set)
+		}
+		for _, a := range args(containers(find(objs, "DaemonSet", "ec2csi-node"))["ec2csi"]) {
+			if strings.HasPrefix(a, "--tunnel-daemon-socket") {
+				t.Errorf("%s: node args %s", set, a)
+			}
+		}
+	}
+}

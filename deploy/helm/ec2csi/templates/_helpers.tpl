@@ -49,3 +49,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.apiServer.port | default "443" | quote }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when the EFS TLS tunnels run in the ec2csi-tunnel DaemonSet. */}}
+{{- define "ec2csi.tunnelDaemon" -}}
+{{- if and .Values.tunnel.daemon .Values.efs.enabled (eq .Values.cloud "aws") -}}true{{- end -}}
+{{- end }}
