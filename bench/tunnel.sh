@@ -5,7 +5,8 @@
 #
 # Prints key=value lines: medians of REPS (default 3) repetitions of 5 s
 # iperf3 runs in each direction, CPU seconds of each tunnel process per GiB
-# moved, and the resident memory of idle tunnels in one daemon.
+# moved, the resident memory of idle tunnels in one daemon, and
+# NodePublishVolume latency with TLS against bind only (bench/publish-tls.sh).
 #
 #   bench/tunnel.sh            RIG=/path/to/rig.sh REPS=5 bench/tunnel.sh
 set -euo pipefail
@@ -138,4 +139,7 @@ log "idle tunnels"
 daemon_pid=$!
 pids+=("$daemon_pid")
 "$W/idle" -socket "$W/dstate/tunnel.sock" -pid "$daemon_pid" -n 100 -dir "$W"
+
+log "NodePublishVolume with TLS on the local backend"
+bash bench/publish-tls.sh
 echo "reps=$REPS"
