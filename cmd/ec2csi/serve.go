@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/cloud/local"
 	"github.com/ec2csi/ec2csi/internal/plugin"
 )
@@ -68,9 +67,6 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 				return err
 			}
 			defer p.Close()
-			if cfg.AWS.Metrics != nil {
-				p.Registry().MustRegister(cfg.AWS.Metrics)
-			}
 			return p.Run(cmd.Context())
 		},
 	}
@@ -101,9 +97,8 @@ systems are directories there (make one with 'ec2csi local create-filesystem').`
 }
 
 // resolveAWS prepares --cloud aws: flags left at their local defaults do
-// not apply, the instance's metadata is resolved now so that the node ID
-// defaults to the instance ID, and the AWS API metrics are made for the
-// plugin's registry.
+// not apply, and the instance's metadata is resolved now so that the node
+// ID defaults to the instance ID.
 func resolveAWS(cmd *cobra.Command, cfg *plugin.Config) error {
 	if !cmd.Flags().Changed("zone") {
 		cfg.Zone = ""
@@ -111,7 +106,6 @@ func resolveAWS(cmd *cobra.Command, cfg *plugin.Config) error {
 	if !cmd.Flags().Changed("node-id") {
 		cfg.NodeID = ""
 	}
-	cfg.AWS.Metrics = awscloud.NewMetrics(nil)
 	return plugin.ResolveAWS(cmd.Context(), cfg)
 }
 

@@ -135,6 +135,16 @@ func TestServeAWSWithoutIMDS(t *testing.T) {
 	if info.GetMaxVolumesPerNode() != 26 {
 		t.Errorf("MaxVolumesPerNode = %d, want 26", info.GetMaxVolumesPerNode())
 	}
+	// The EFS node serves too (its mounts go through TLS tunnels, which
+	// this test does not reach).
+	econn, err := grpc.NewClient("unix://"+efsSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer econn.Close()
+	if einfo, err := csi.NewNodeClient(econn).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{}); err != nil || einfo.GetNodeId() != awsInstance {
+		t.Errorf("EFS NodeGetInfo = %v, %v", einfo, err)
+	}
 	// The instance type came from DescribeInstances, and the AWS API
 	// metrics are served with the plugin's.
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")

@@ -8,8 +8,6 @@ import (
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/ebs"
@@ -37,8 +35,8 @@ type AWSConfig struct {
 	IMDSEndpoint string
 	// SysfsRoot is where sysfs is mounted; default /sys.
 	SysfsRoot string
-	// Metrics receive the AWS API metrics; serve registers them with the
-	// plugin's registry. Nil makes metrics that are not exported.
+	// Metrics receive the AWS API metrics; nil makes them in the plugin's
+	// registry.
 	Metrics *awscloud.Metrics
 	// Retry and Waits tune the SDK's retries and EBS's polling (tests and
 	// benchmarks; the defaults suit AWS).
@@ -143,7 +141,7 @@ func newAWSBackend(ctx context.Context, cfg Config) (backend, error) {
 	}
 	metrics := cfg.AWS.Metrics
 	if metrics == nil {
-		metrics = awscloud.NewMetrics(nil)
+		metrics = awscloud.NewMetrics(cfg.registerer)
 	}
 	opts := awscloud.Options{Metrics: metrics, RateLimits: limits, Retry: cfg.AWS.Retry, Waits: cfg.AWS.Waits}
 	b := &awsBackend{
@@ -151,6 +149,11 @@ func newAWSBackend(ctx context.Context, cfg Config) (backend, error) {
 		inst: inst,
 		efs:  awscloud.NewEFS(sdk, opts),
 		ebs:  awscloud.NewEBS(sdk, opts, cfg.Log),
+	}
+	// The EFS node mounts NFS through TLS tunnels (efsnode.go); in a
+	// process without an EFS node this refuses publishes and opens nothing.
+	if b.efsSource, err = newEFSNodeSource(ctx, cfg, inst.Region, inst.Zone); err != nil {
+		return nil, err
 	}
 	if cfg.node() && cfg.NodeID != inst.InstanceID && cfg.Log != nil {
 		cfg.Log.Warn("the node ID is not this instance's ID; EC2 attaches EBS volumes to instance IDs, so attaching to this node will fail",
@@ -161,10 +164,11 @@ func newAWSBackend(ctx context.Context, cfg Config) (backend, error) {
 
 // awsBackend is the AWS backend: EFS and EC2 through the SDK.
 type awsBackend struct {
-	cfg  Config
-	inst *metadata.Instance
-	efs  *awscloud.EFS
-	ebs  *awscloud.EBS
+	cfg       Config
+	inst      *metadata.Instance
+	efs       *awscloud.EFS
+	ebs       *awscloud.EBS
+	efsSource efs.MountSource
 }
 
 func (b *awsBackend) Ready(ctx context.Context) error { return b.ebs.Ready(ctx) }
@@ -173,7 +177,7 @@ func (b *awsBackend) Ready(ctx context.Context) error { return b.ebs.Ready(ctx) 
 // directories needs a mount, which the EFS node's tunnel will provide.
 func (b *awsBackend) EFS() (efs.Cloud, efs.Files) { return b.efs, nil }
 
-func (b *awsBackend) EFSSource() efs.MountSource { return efsMountsNotWired{} }
+func (b *awsBackend) EFSSource() efs.MountSource { return b.efsSource }
 func (b *awsBackend) EBS() ebs.Cloud             { return b.ebs }
 func (b *awsBackend) DefaultZone() string        { return b.inst.Zone }
 
@@ -212,17 +216,3 @@ func (b *awsBackend) attachLimit(ctx context.Context, nodeID string) int {
 	}
 	return limit
 }
-
-// efsMountsNotWired is the EFS node's mount source on AWS until NFS
-// through the TLS tunnel is wired in: every publish fails, saying so.
-type efsMountsNotWired struct{}
-
-var errEFSMountsNotWired = status.Error(codes.Unimplemented, "EFS mounts on --cloud aws are not wired yet")
-
-func (efsMountsNotWired) Prepare(context.Context, efs.MountRequest) (efs.Mount, error) {
-	return efs.Mount{}, errEFSMountsNotWired
-}
-
-func (efsMountsNotWired) Release(context.Context, string) error { return nil }
-
-func (efsMountsNotWired) Check(context.Context, efs.Handle) error { return errEFSMountsNotWired }

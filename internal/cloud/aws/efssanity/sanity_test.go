@@ -25,11 +25,11 @@ import (
 
 // TestSanity runs csi-sanity against the EFS driver on --cloud aws: the
 // controller is the plugin as serve builds it, against the fake through
-// the real SDK. EFS mounts on AWS (NFS through the TLS tunnel) are not
-// wired into --cloud aws yet, so sanity's node specs go to a node served
-// by bind mounts of directories that stand for the fake's file systems:
-// the node's own code (publish, unpublish, stats) runs for real, the
-// mount source is the stand-in.
+// the real SDK. On AWS the node mounts NFS through TLS tunnels to EFS's
+// mount targets, which the fake does not serve, so sanity's node specs go
+// to a node served by bind mounts of directories that stand for the
+// fake's file systems: the node's own code (publish, unpublish, stats)
+// runs for real, the mount source is the stand-in.
 func TestSanity(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
