@@ -22,7 +22,8 @@ type WaitOptions struct {
 	// CreateInvisibleFor is how long a new volume may be missing from
 	// DescribeVolumes (EC2's eventual consistency) before it is taken for
 	// a volume EBS deleted while creating it. A volume seen once and then
-	// missing counts at once. Default 20 s.
+	// missing counts at once. Default 10 s, below the external-provisioner's
+	// usual timeout, so that the answer comes within one call.
 	CreateInvisibleFor time.Duration
 }
 
@@ -40,7 +41,7 @@ func (w WaitOptions) withDefaults() WaitOptions {
 		w.AttachStuckAfter = 3 * time.Minute
 	}
 	if w.CreateInvisibleFor == 0 {
-		w.CreateInvisibleFor = 20 * time.Second
+		w.CreateInvisibleFor = 10 * time.Second
 	}
 	return w
 }
