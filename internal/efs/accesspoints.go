@@ -87,6 +87,9 @@ func (st *fsAccessPoints) reload(ctx context.Context, c Cloud, fsID string) erro
 
 func (st *fsAccessPoints) loaded() bool { return st.byID != nil }
 
+// invalidate forgets the listing; the next create lists again.
+func (st *fsAccessPoints) invalidate() { *st = fsAccessPoints{} }
+
 func (st *fsAccessPoints) add(ap *cloud.AccessPoint) {
 	if !st.loaded() {
 		return

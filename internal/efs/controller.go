@@ -76,8 +76,13 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	token := clientToken(name)
 	if p.ReuseAccessPoint {
 		// The PVC name, not the PV name, so another cluster binding a PVC of
-		// the same name finds the same access point.
-		token = clientToken(p.PVCName)
+		// the same name finds the same access point; hashed exactly as the
+		// upstream driver does, so access points it made are found too.
+		sum := sha256.Sum256([]byte(p.PVCName))
+		token = hex.EncodeToString(sum[:])
+	}
+	if p.DeleteRootDir && c.files == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "parameter %s is not supported on this backend: deleting access point directories needs the controller to mount the file system, which ec2csi does not do on AWS yet", ParamDeleteAccessPointRootDir)
 	}
 	fingerprint := p.fingerprint(capacity)
 
@@ -92,6 +97,12 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			return err
 		}
 		created, err := c.cloud.CreateAccessPoint(ctx, in)
+		if err != nil && !definiteRejection(err) {
+			// The access point may exist without our knowing (the answer was
+			// lost after the retries): its GID must not be handed out again,
+			// so the next create lists the file system afresh.
+			st.invalidate()
+		}
 		if errors.Is(err, cloud.ErrParameterMismatch) {
 			// An earlier attempt created it but its answer was lost, or
 			// another controller did: list again and judge what is there.
@@ -293,7 +304,10 @@ func (c *Controller) removeRootDir(ctx context.Context, st *fsAccessPoints, ap *
 		return nil
 	}
 	if c.files == nil {
-		return status.Errorf(codes.Unimplemented, "deleting access point root directories is not available on this backend; access point %s was kept", ap.ID)
+		// Failing here would leave the PV stuck for ever; the access point
+		// goes, its data stays, and the log says so.
+		slog.WarnContext(ctx, "keeping access point root directory: this backend cannot delete directories", "access_point", ap.ID, "dir", ap.RootDirectory)
+		return nil
 	}
 	if err := c.files.RemoveDirectory(ctx, ap.FileSystemID, ap.RootDirectory); err != nil {
 		return fmt.Errorf("delete root directory %s of access point %s: %w", ap.RootDirectory, ap.ID, err)
@@ -352,6 +366,17 @@ func capacityOf(r *csi.CapacityRange) (int64, error) {
 		return lim, nil
 	}
 	return req, nil
+}
+
+// definiteRejection tells errors after which the access point surely does
+// not exist from those (lost answers, deadlines) after which it might.
+func definiteRejection(err error) bool {
+	for _, e := range []error{cloud.ErrInvalidArgument, cloud.ErrNotFound, cloud.ErrLimitExceeded, cloud.ErrParameterMismatch, cloud.ErrUnauthorized, cloud.ErrAlreadyExists} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientToken fits a name into EFS's 64-character client token.
