@@ -16,6 +16,9 @@ log "building ec2csi and its image"
 CGO_ENABLED=0 go build -trimpath -o "$out/ec2csi" ./cmd/ec2csi
 e2e/cluster/image-ec2csi.sh "$out/ec2csi" "$out/ec2csi.tar" ec2csi.local/ec2csi:e2e >&2
 
+# Real Prometheus for the StatefulSet scenario (built once, cached).
+e2e/cluster/build-prometheus.sh
+
 gobin=$(go env GOPATH)/bin
 if ! command -v helm >/dev/null && [[ ! -x $gobin/helm ]]; then
   log "building helm from the Go module proxy (once)"

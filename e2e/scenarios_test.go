@@ -156,55 +156,103 @@ spec:
 	})
 }
 
-// TestStatefulSetKeepsDataAcrossRestart is the Prometheus pattern: a
-// StatefulSet keeping its data on an EFS claim across a pod restart.
-func TestStatefulSetKeepsDataAcrossRestart(t *testing.T) {
+// TestPrometheusKeepsDataAcrossRestart runs the real Prometheus (built from
+// the Go module proxy) as a StatefulSet with its TSDB on an EFS access point
+// made for its user, queries it, restarts the pod, and finds the samples
+// from before the restart.
+func TestPrometheusKeepsDataAcrossRestart(t *testing.T) {
 	ns := namespace(t)
 	sc := strings.ReplaceAll(example(t, "prometheus-efs/storage.yaml"), "name: efs-prometheus", "name: "+ns)
 	apply(t, ns, sc)
 	t.Cleanup(func() { kubectl("delete", "storageclass", ns) })
-	apply(t, ns, fmt.Sprintf(`apiVersion: apps/v1
+	apply(t, ns, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: prometheus}
+data:
+  prometheus.yml: |
+    global: {scrape_interval: 1s}
+    scrape_configs:
+      - job_name: prometheus
+        static_configs: [{targets: ["127.0.0.1:9090"]}]
+---
+apiVersion: apps/v1
 kind: StatefulSet
-metadata: {name: tsdb}
+metadata: {name: prometheus}
 spec:
-  serviceName: tsdb
+  serviceName: prometheus
   replicas: 1
-  selector: {matchLabels: {app: tsdb}}
+  selector: {matchLabels: {app: prometheus}}
   template:
-    metadata: {labels: {app: tsdb}}
+    metadata: {labels: {app: prometheus}}
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: 10
       securityContext: {runAsUser: 65534, runAsGroup: 65534}
       containers:
-        - name: tsdb
-          image: %s
+        - name: prometheus
+          image: ec2csi.local/prometheus:e2e
           imagePullPolicy: Never
-          # Counts its starts in the data directory, like a TSDB's WAL.
-          command: ["/bin/sh", "-c", "echo start >> /prometheus/starts; while true; do date > /prometheus/head; sleep 2; done"]
-          volumeMounts: [{name: data, mountPath: /prometheus}]
+          args: [--config.file=/etc/prometheus/prometheus.yml, --storage.tsdb.path=/prometheus, --storage.tsdb.no-lockfile]
+          readinessProbe: {httpGet: {path: /-/ready, port: 9090}, periodSeconds: 2}
+          volumeMounts:
+            - {name: data, mountPath: /prometheus}
+            - {name: config, mountPath: /etc/prometheus}
+      volumes:
+        - {name: config, configMap: {name: prometheus}}
   volumeClaimTemplates:
     - metadata: {name: data}
       spec:
         accessModes: [ReadWriteMany]
         storageClassName: %s
         resources: {requests: {storage: 1Gi}}
-`, busybox, ns))
-	waitReady(t, ns, "tsdb-0", 3*time.Minute)
-	uid := jsonpath(ns, "pod/tsdb-0", "{.metadata.uid}")
-	must(t, "-n", ns, "delete", "pod", "tsdb-0", "--wait=true")
-	eventually(t, 3*time.Minute, "tsdb-0 back", func() (bool, string) {
-		u := jsonpath(ns, "pod/tsdb-0", "{.metadata.uid}")
-		ready := jsonpath(ns, "pod/tsdb-0", `{.status.conditions[?(@.type=="Ready")].status}`)
-		return u != "" && u != uid && ready == "True", u
+`, ns))
+	waitReady(t, ns, "prometheus-0", 3*time.Minute)
+	// samples counts Prometheus's own scrapes in the 10 minutes up to at
+	// (a Unix time; 0 means now).
+	samples := func(at int64) int {
+		url := "http://127.0.0.1:9090/api/v1/query?query=count_over_time(up[10m])"
+		if at > 0 {
+			url += "&time=" + strconv.FormatInt(at, 10)
+		}
+		out, err := kubectl("-n", ns, "exec", "prometheus-0", "--", "wget", "-qO-", url)
+		if err != nil || !strings.Contains(out, `"status":"success"`) {
+			return -1
+		}
+		i := strings.LastIndex(out, `,"`)
+		j := strings.LastIndex(out, `"]`)
+		if i < 0 || j < i {
+			return 0
+		}
+		n, _ := strconv.Atoi(out[i+2 : j])
+		return n
+	}
+	var before int
+	eventually(t, 2*time.Minute, "Prometheus to scrape itself 5 times", func() (bool, string) {
+		before = samples(0)
+		return before >= 5, strconv.Itoa(before)
 	})
-	eventually(t, 30*time.Second, "two starts recorded", func() (bool, string) {
-		out, _ := kubectl("-n", ns, "exec", "tsdb-0", "--", "cat", "/prometheus/starts")
-		return strings.Count(out, "start") == 2, out
+	// Samples up to this moment must still be there after the restart; a
+	// lost TSDB would answer 0 for a query at this time.
+	t0 := time.Now().Unix()
+	before = samples(t0)
+	pv := jsonpath(ns, "pvc/data-prometheus-0", "{.spec.volumeName}")
+	wal := filepath.Join(stateDir, "efs", fsID, "prometheus", pv, "wal")
+	if fi, err := os.Stat(wal); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("Prometheus's WAL on the file system: %v", err)
+	}
+
+	uid := jsonpath(ns, "pod/prometheus-0", "{.metadata.uid}")
+	must(t, "-n", ns, "delete", "pod", "prometheus-0", "--wait=true")
+	eventually(t, 3*time.Minute, "prometheus-0 back and ready", func() (bool, string) {
+		u := jsonpath(ns, "pod/prometheus-0", "{.metadata.uid}")
+		ready := jsonpath(ns, "pod/prometheus-0", `{.status.conditions[?(@.type=="Ready")].status}`)
+		return u != "" && u != uid && ready == "True", u + " " + ready
 	})
-	must(t, "-n", ns, "delete", "statefulset", "tsdb", "--wait=true")
-	must(t, "-n", ns, "delete", "pvc", "data-tsdb-0", "--wait=true")
-	// reclaimPolicy Retain in the example: the PV stays for an operator.
-	kubectl("delete", "pv", "-l", "e2e-never-matches")
+	eventually(t, time.Minute, "the samples from before the restart", func() (bool, string) {
+		n := samples(t0)
+		return n >= before && before > 0, fmt.Sprintf("%d samples up to the restart now, %d before it", n, before)
+	})
+	must(t, "-n", ns, "delete", "statefulset", "prometheus", "--wait=true")
+	must(t, "-n", ns, "delete", "pvc", "data-prometheus-0", "--wait=true")
 }
 
 // TestEBSLifecycle: gp3 with WaitForFirstConsumer binds in the node's
