@@ -1,6 +1,9 @@
 package csiserver
 
 import (
+	"net"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -42,5 +45,25 @@ func TestVolumeConditionSurvivesTheWire(t *testing.T) {
 	want := []byte{0x12, 0x08, 0x08, 0x01, 0x12, 0x04, 'R', ':', ' ', 'm'}
 	if string(wire) != string(want) {
 		t.Fatalf("wire = % x", wire)
+	}
+}
+
+func TestListenSocketAppearsReady(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "csi.sock")
+	lis, err := Listen("unix://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial right after Listen: %v", err)
+	}
+	conn.Close()
+	if matches, _ := filepath.Glob(path + ".*"); len(matches) != 0 {
+		t.Fatalf("temporary socket left: %v", matches)
+	}
+	lis.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after Close: %v", err)
 	}
 }

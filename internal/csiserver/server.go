@@ -108,12 +108,40 @@ func Listen(endpoint string) (net.Listener, error) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("endpoint %q: remove stale socket: %w", endpoint, err)
 		}
-		return net.Listen("unix", path)
+		// The socket file appears only once it accepts connections: bound
+		// under a temporary name and renamed, so a client that waits for
+		// the file (kubelet, sidecars, tests) is never refused.
+		tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+		os.Remove(tmp)
+		lis, err := net.Listen("unix", tmp)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %q: %w", endpoint, err)
+		}
+		lis.(*net.UnixListener).SetUnlinkOnClose(false)
+		if err := os.Rename(tmp, path); err != nil {
+			lis.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("endpoint %q: %w", endpoint, err)
+		}
+		return unixListener{lis, path}, nil
 	case "tcp":
 		return net.Listen("tcp", u.Host)
 	default:
 		return nil, fmt.Errorf("endpoint %q: scheme must be unix:// or tcp://", endpoint)
 	}
+}
+
+// unixListener removes its socket file when closed, under the name it was
+// renamed to.
+type unixListener struct {
+	net.Listener
+	path string
+}
+
+func (l unixListener) Close() error {
+	err := l.Listener.Close()
+	os.Remove(l.path)
+	return err
 }
 
 // mutating lists the calls that change a volume; they run one at a time per

@@ -55,6 +55,7 @@ func serveChild(dir string) {
 type child struct {
 	cmd  *exec.Cmd
 	conn *grpc.ClientConn
+	once sync.Once
 }
 
 func startChild(t *testing.T, dir string) *child {
@@ -72,13 +73,18 @@ func startChild(t *testing.T, dir string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &child{cmd: cmd, conn: conn}
+	c := &child{cmd: cmd, conn: conn}
+	// Whatever way the test ends, no server outlives it.
+	t.Cleanup(c.kill)
+	return c
 }
 
 func (c *child) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
-	c.conn.Close()
+	c.once.Do(func() {
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+		c.conn.Close()
+	})
 }
 
 // TestKillDuringCreateAndPublish kills the plugin with SIGKILL while
@@ -89,6 +95,14 @@ func (c *child) kill() {
 func TestKillDuringCreateAndPublish(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
+	// A failure half-way must not leave the targets mounted; registered
+	// first, so it runs after the servers are killed.
+	t.Cleanup(func() {
+		mounts, _ := testenv.MountsUnder(dir)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			syscall.Unmount(mounts[i], 0)
+		}
+	})
 	b, err := local.Open(context.Background(), filepath.Join(dir, "state"), local.Options{})
 	if err != nil {
 		t.Fatal(err)
