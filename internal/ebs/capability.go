@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/ec2csi/ec2csi/internal/csiserver"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -13,15 +14,7 @@ import (
 const errShared = "EBS volumes are block devices attached to one node at a time, so a file system on one cannot be shared across nodes (ReadWriteMany, ReadOnlyMany); for storage shared by pods on several nodes use EFS (a StorageClass of the EFS driver, provisioningMode: efs-ap)"
 
 func validateCapabilities(caps []*csi.VolumeCapability) error {
-	if len(caps) == 0 {
-		return status.Error(codes.InvalidArgument, "volume_capabilities: at least one is required")
-	}
-	for _, c := range caps {
-		if err := validateCapability(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return csiserver.ValidateCapabilities(caps, validateCapability)
 }
 
 func validateCapability(c *csi.VolumeCapability) error {

@@ -29,18 +29,14 @@ type Node struct {
 
 // NodeGetCapabilities lists what the node implements.
 func (n *Node) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	var caps []*csi.NodeServiceCapability
-	for _, t := range []csi.NodeServiceCapability_RPC_Type{
+	return &csi.NodeGetCapabilitiesResponse{Capabilities: csiserver.NodeCapabilities(
 		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
 		csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
 		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
 		csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
 		csiserver.NodeVolumeConditionCapability,
 		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
-	} {
-		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+	)}, nil
 }
 
 // NodeGetInfo reports the node's ID, how many volumes it can hold, and its
@@ -186,7 +182,7 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 		return nil, err
 	}
 	mode := c.GetAccessMode().GetMode()
-	if err := n.checkExclusive(id, target, mode); err != nil {
+	if err := publications.CheckSingleWriter(n.pubs, n.mounter.IsMountPoint, id, target, mode); err != nil {
 		return nil, err
 	}
 	readOnly := req.GetReadonly() || readOnlyMode(c)
@@ -219,7 +215,7 @@ func (n *Node) publishMount(staging, target string, readOnly bool, flags []strin
 	if mounted, err := n.mounter.IsMountPoint(target); err != nil {
 		return err
 	} else if mounted {
-		return checkSameMount(staging, target, readOnly)
+		return csiserver.CheckRepublish(staging, target, readOnly)
 	}
 	opts := []string{"bind"}
 	if readOnly {
@@ -233,22 +229,6 @@ func (n *Node) publishMount(staging, target string, readOnly bool, flags []strin
 		}
 	}
 	return n.mounter.Mount(staging, target, "", opts)
-}
-
-func checkSameMount(source, target string, readOnly bool) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
-		return fmt.Errorf("inspect mounted target: %w", err)
-	}
-	if isRO := st.Flags&unix.ST_RDONLY != 0; isRO != readOnly {
-		return status.Errorf(codes.AlreadyExists, "target %s is already mounted read-only=%t; this publish asks read-only=%t", target, isRO, readOnly)
-	}
-	a, errA := os.Stat(source)
-	b, errB := os.Stat(target)
-	if errA != nil || errB != nil || !os.SameFile(a, b) {
-		return status.Errorf(codes.AlreadyExists, "target %s already holds a different mount", target)
-	}
-	return nil
 }
 
 func (n *Node) publishBlock(ctx context.Context, id, target string, readOnly bool, publishContext map[string]string) error {
@@ -277,29 +257,6 @@ func (n *Node) publishBlock(ctx context.Context, id, target string, readOnly boo
 		opts = append(opts, "ro")
 	}
 	return n.mounter.Mount(dev, target, "", opts)
-}
-
-// checkExclusive refuses a second target for a SINGLE_NODE_SINGLE_WRITER
-// volume.
-func (n *Node) checkExclusive(id, target string, mode csi.VolumeCapability_AccessMode_Mode) error {
-	pubs, err := n.pubs.List(id)
-	if err != nil {
-		return err
-	}
-	single := csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
-	for _, p := range pubs {
-		if p.Target == target || (mode != single && p.AccessMode != single.String()) {
-			continue
-		}
-		if mounted, err := n.mounter.IsMountPoint(p.Target); err != nil || !mounted {
-			if err := n.pubs.Remove(id, p.Target); err != nil {
-				return err
-			}
-			continue
-		}
-		return status.Errorf(codes.FailedPrecondition, "volume %s is published single-writer at %s; it cannot also be published at %s", id, p.Target, target)
-	}
-	return nil
 }
 
 // NodeUnpublishVolume unmounts and removes the target; absent is success.
@@ -397,17 +354,10 @@ func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 			if err == nil {
 				resp.Usage = []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}}
 			}
+		} else if usage, err := csiserver.FileSystemUsage(path); err != nil {
+			health = append(health, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "StatFailed", err.Error()))
 		} else {
-			var fs unix.Statfs_t
-			if err := unix.Statfs(path, &fs); err != nil {
-				health = append(health, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "StatFailed", err.Error()))
-			} else {
-				b := int64(fs.Bsize)
-				resp.Usage = []*csi.VolumeUsage{
-					{Unit: csi.VolumeUsage_BYTES, Total: int64(fs.Blocks) * b, Available: int64(fs.Bavail) * b, Used: int64(fs.Blocks-fs.Bfree) * b},
-					{Unit: csi.VolumeUsage_INODES, Total: int64(fs.Files), Available: int64(fs.Ffree), Used: int64(fs.Files - fs.Ffree)},
-				}
-			}
+			resp.Usage = usage
 		}
 	}
 	csiserver.SetVolumeCondition(resp, health)
@@ -442,18 +392,5 @@ func (n *Node) health(ctx context.Context, id, path string) []*csi.VolumeHealth_
 	if path == "" {
 		return out
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "PathUnavailable", err.Error()))
-	}
-	if fi.Mode()&os.ModeDevice == 0 {
-		mounted, err := n.mounter.IsMountPoint(path)
-		switch {
-		case err != nil:
-			out = append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "MountUnknown", err.Error()))
-		case !mounted:
-			out = append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "NotMounted", path+" is not mounted"))
-		}
-	}
-	return out
+	return append(out, csiserver.PublishedPathHealth(path, n.mounter.IsMountPoint)...)
 }

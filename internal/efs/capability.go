@@ -2,8 +2,10 @@ package efs
 
 import (
 	"fmt"
-	"github.com/ec2csi/ec2csi/internal/cloud"
 	"strings"
+
+	"github.com/ec2csi/ec2csi/internal/cloud"
+	"github.com/ec2csi/ec2csi/internal/csiserver"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -13,15 +15,7 @@ import (
 // validateCapabilities checks that EFS can serve every capability: a file
 // system in any access mode, never a raw block device.
 func validateCapabilities(caps []*csi.VolumeCapability) error {
-	if len(caps) == 0 {
-		return status.Error(codes.InvalidArgument, "volume_capabilities: at least one is required")
-	}
-	for _, c := range caps {
-		if err := validateCapability(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return csiserver.ValidateCapabilities(caps, validateCapability)
 }
 
 func validateCapability(c *csi.VolumeCapability) error {

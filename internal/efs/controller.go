@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ec2csi/ec2csi/internal/cloud"
+	"github.com/ec2csi/ec2csi/internal/csiserver"
 )
 
 // Tags the controller puts on the access points it creates.
@@ -41,11 +42,9 @@ type Controller struct {
 
 // ControllerGetCapabilities lists what the controller implements.
 func (c *Controller) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	return &csi.ControllerGetCapabilitiesResponse{Capabilities: []*csi.ControllerServiceCapability{{
-		Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{
-			Type: csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
-		}},
-	}}}, nil
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: csiserver.ControllerCapabilities(
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	)}, nil
 }
 
 // CreateVolume provisions a volume as an access point on an existing file

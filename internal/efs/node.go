@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"syscall"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,16 +27,12 @@ type Node struct {
 // NodeGetCapabilities lists what the node implements. EFS needs no staging:
 // every publish is its own mount of the shared file system.
 func (n *Node) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	var caps []*csi.NodeServiceCapability
-	for _, t := range []csi.NodeServiceCapability_RPC_Type{
+	return &csi.NodeGetCapabilitiesResponse{Capabilities: csiserver.NodeCapabilities(
 		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
 		csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
 		csiserver.NodeVolumeConditionCapability,
 		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
-	} {
-		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+	)}, nil
 }
 
 // NodeGetInfo identifies the node. EFS has no per-node volume limit.
@@ -77,7 +71,7 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	}
 	readOnly := req.GetReadonly() || flags.ReadOnly || readOnlyMode(req.GetVolumeCapability())
 	mode := req.GetVolumeCapability().GetAccessMode().GetMode()
-	if err := n.checkExclusive(id, target, mode); err != nil {
+	if err := publications.CheckSingleWriter(n.pubs, n.mounter.IsMountPoint, id, target, mode); err != nil {
 		return nil, err
 	}
 
@@ -102,30 +96,6 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-// checkExclusive refuses a second target for a SINGLE_NODE_SINGLE_WRITER
-// volume, whichever of the two publications asked for it.
-func (n *Node) checkExclusive(id, target string, mode csi.VolumeCapability_AccessMode_Mode) error {
-	pubs, err := n.pubs.List(id)
-	if err != nil {
-		return err
-	}
-	single := csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
-	for _, p := range pubs {
-		if p.Target == target || (mode != single && p.AccessMode != single.String()) {
-			continue
-		}
-		if mounted, err := n.mounter.IsMountPoint(p.Target); err != nil || !mounted {
-			// A record outlived its mount (the CO cleaned up without us).
-			if err := n.pubs.Remove(id, p.Target); err != nil {
-				return err
-			}
-			continue
-		}
-		return status.Errorf(codes.FailedPrecondition, "volume %s is published single-writer at %s; it cannot also be published at %s", id, p.Target, target)
-	}
-	return nil
-}
-
 func (n *Node) mountAt(m Mount, target string, readOnly bool, vfs []string) error {
 	if err := os.MkdirAll(target, 0o750); err != nil {
 		return fmt.Errorf("create target: %w", err)
@@ -135,7 +105,11 @@ func (n *Node) mountAt(m Mount, target string, readOnly bool, vfs []string) erro
 		return fmt.Errorf("inspect target: %w", err)
 	}
 	if mounted {
-		return checkSameMount(m, target, readOnly)
+		source := m.Source
+		if m.FSType != "" {
+			source = "" // an NFS mount has no local source to compare
+		}
+		return csiserver.CheckRepublish(source, target, readOnly)
 	}
 	opts := slices.Clone(m.Options)
 	if m.FSType == "" {
@@ -146,44 +120,6 @@ func (n *Node) mountAt(m Mount, target string, readOnly bool, vfs []string) erro
 		opts = append(opts, "ro")
 	}
 	return n.mounter.Mount(m.Source, target, m.FSType, opts)
-}
-
-// checkSameMount accepts a target that already holds this volume the same
-// way: a repeated publish, or one that a restarted plugin finished before
-// it died.
-func checkSameMount(m Mount, target string, readOnly bool) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
-		return fmt.Errorf("inspect mounted target: %w", err)
-	}
-	if isRO := st.Flags&unix.ST_RDONLY != 0; isRO != readOnly {
-		return status.Errorf(codes.AlreadyExists, "target %s is already mounted read-only=%t; this publish asks read-only=%t", target, isRO, readOnly)
-	}
-	if m.FSType != "" {
-		return nil
-	}
-	same, err := sameFile(m.Source, target)
-	if err != nil {
-		return err
-	}
-	if !same {
-		return status.Errorf(codes.AlreadyExists, "target %s already holds a different mount", target)
-	}
-	return nil
-}
-
-// sameFile tells whether two paths are one directory: a bind mount's root
-// has its source's device and inode.
-func sameFile(a, b string) (bool, error) {
-	sa, err := os.Stat(a)
-	if err != nil {
-		return false, err
-	}
-	sb, err := os.Stat(b)
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(sa, sb), nil
 }
 
 // NodeUnpublishVolume unmounts the target and removes it. An absent target
@@ -226,7 +162,7 @@ func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 	health := n.health(ctx, id, path)
 	resp := &csi.NodeGetVolumeStatsResponse{}
 	if len(health) == 0 {
-		usage, err := mountUsage(path)
+		usage, err := csiserver.FileSystemUsage(path)
 		if err != nil {
 			health = append(health, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "StatFailed", err.Error()))
 		}
@@ -259,32 +195,5 @@ func (n *Node) health(ctx context.Context, id, path string) []*csi.VolumeHealth_
 	if path == "" {
 		return out
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "PathUnavailable", err.Error()))
-	}
-	mounted, err := n.mounter.IsMountPoint(path)
-	switch {
-	case err != nil:
-		return append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "MountUnknown", err.Error()))
-	case !mounted:
-		return append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, "NotMounted", path+" is not mounted"))
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
-		out = append(out, csiserver.Unhealthy(csi.VolumeHealthErrorType_DATA_LOSS, "DirectoryDeleted", "the directory mounted at "+path+" was deleted from the file system"))
-	}
-	return out
-}
-
-// mountUsage reads bytes and inodes of the file system mounted at path.
-func mountUsage(path string) ([]*csi.VolumeUsage, error) {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(path, &fs); err != nil {
-		return nil, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	bsize := int64(fs.Bsize)
-	return []*csi.VolumeUsage{
-		{Unit: csi.VolumeUsage_BYTES, Total: int64(fs.Blocks) * bsize, Available: int64(fs.Bavail) * bsize, Used: int64(fs.Blocks-fs.Bfree) * bsize},
-		{Unit: csi.VolumeUsage_INODES, Total: int64(fs.Files), Available: int64(fs.Ffree), Used: int64(fs.Files - fs.Ffree)},
-	}, nil
+	return append(out, csiserver.PublishedPathHealth(path, n.mounter.IsMountPoint)...)
 }

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ec2csi/ec2csi/internal/store"
 )
@@ -67,4 +70,35 @@ func (s *Store) List(volumeID string) ([]Publication, error) {
 		return nil, fmt.Errorf("list publications of %s: %w", volumeID, err)
 	}
 	return out, nil
+}
+
+// Records is what CheckSingleWriter needs of a Store.
+type Records interface {
+	Remove(volumeID, target string) error
+	List(volumeID string) ([]Publication, error)
+}
+
+// CheckSingleWriter refuses a second target for a SINGLE_NODE_SINGLE_WRITER
+// volume, whichever of the two publications asked for it. A record whose
+// target is no longer mounted (the CO cleaned up without telling us) is
+// dropped rather than held against the volume.
+func CheckSingleWriter(r Records, isMountPoint func(string) (bool, error), volumeID, target string, mode csi.VolumeCapability_AccessMode_Mode) error {
+	pubs, err := r.List(volumeID)
+	if err != nil {
+		return err
+	}
+	single := csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
+	for _, p := range pubs {
+		if p.Target == target || (mode != single && p.AccessMode != single.String()) {
+			continue
+		}
+		if mounted, err := isMountPoint(p.Target); err != nil || !mounted {
+			if err := r.Remove(volumeID, p.Target); err != nil {
+				return err
+			}
+			continue
+		}
+		return status.Errorf(codes.FailedPrecondition, "volume %s is published single-writer at %s; it cannot also be published at %s", volumeID, p.Target, target)
+	}
+	return nil
 }
