@@ -260,14 +260,22 @@ func (c *Controller) volume(ctx context.Context, id string) (*cloud.Volume, erro
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
 	}
-	if !cloud.ValidVolumeID(id) {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist: an EBS volume ID is vol- and 17 hex digits", id)
+	if err := volumeIDShape(id); err != nil {
+		return nil, err
 	}
 	v, err := c.cloud.DescribeVolume(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", id, err)
 	}
 	return v, nil
+}
+
+// volumeIDShape answers NotFound for an ID no EBS volume can have.
+func volumeIDShape(id string) error {
+	if !cloud.ValidVolumeID(id) {
+		return status.Errorf(codes.NotFound, "volume %s does not exist: an EBS volume ID is vol- and 17 hex digits", id)
+	}
+	return nil
 }
 
 func (c *Controller) snapshot(ctx context.Context, id string) (*cloud.Snapshot, error) {
@@ -294,12 +302,11 @@ func (c *Controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if err := validateCapability(req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
-	if _, err := c.volume(ctx, id); err != nil {
+	if err := volumeIDShape(id); err != nil {
 		return nil, err
 	}
-	if _, err := c.cloud.DescribeInstance(ctx, node); err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
-	}
+	// AttachVolume looks the volume and the node up itself (NotFound for
+	// either), so describing them here first would only double the calls.
 	dev, err := c.cloud.AttachVolume(ctx, id, node)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s to %s: %w", id, node, err)
