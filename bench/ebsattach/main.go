@@ -12,15 +12,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/ec2csi/ec2csi/bench/internal/serveproc"
+
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ec2csi/ec2csi/internal/awsfake"
 )
@@ -73,30 +72,13 @@ func run(bin string, volumes, instances int) error {
 	}
 
 	sock := filepath.Join(dir, "ebs.sock")
-	cmd := exec.Command(bin, "serve", "--cloud", "aws", "--driver", "ebs", "--mode", "controller", "--region", "us-east-1", "--zone", zone,
-		"--state-dir", filepath.Join(dir, "state"), "--endpoint", "unix://"+sock, "--log-level", "error")
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDAWSFAKE", "AWS_SECRET_ACCESS_KEY=awsfake-secret",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ec2csi serve did not start")
-		}
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	p, err := serveproc.Start(bin, sock, serveproc.FakeAWSEnv(srv.URL, dir), "--cloud", "aws", "--driver", "ebs", "--mode", "controller",
+		"--region", "us-east-1", "--zone", zone, "--state-dir", filepath.Join(dir, "state"), "--endpoint", "unix://"+sock, "--log-level", "error")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctrl := csi.NewControllerClient(conn)
+	defer p.Kill()
+	ctrl := p.Ctrl
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	capability := &csi.VolumeCapability{

@@ -11,16 +11,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ec2csi/ec2csi/bench/internal/serveproc"
+
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func main() {
@@ -41,50 +40,28 @@ func run(bin string, n int, fsType string) error {
 	}
 	defer os.RemoveAll(dir)
 	state := filepath.Join(dir, "state")
-	serve := func(mode, sock string) (*exec.Cmd, error) {
-		cmd := exec.Command(bin, "serve", "--driver", "ebs", "--mode", mode, "--state-dir", state,
+	serve := func(mode, sock string) (*serveproc.Plugin, error) {
+		return serveproc.Start(bin, sock, nil, "--driver", "ebs", "--mode", mode, "--state-dir", state,
 			"--endpoint", "unix://"+sock, "--node-id", "bench-node", "--volume-attach-limit", strconv.Itoa(n+1), "--log-level", "warn")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(sock); err == nil {
-				return cmd, nil
-			}
-		}
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("%s plugin did not start", mode)
 	}
 	// The node first: it registers itself with the backend.
-	nodeCmd, err := serve("node", filepath.Join(dir, "node.sock"))
+	nodeP, err := serve("node", filepath.Join(dir, "node.sock"))
 	if err != nil {
 		return err
 	}
-	defer func() { nodeCmd.Process.Kill(); nodeCmd.Wait() }()
-	ctrlCmd, err := serve("controller", filepath.Join(dir, "ctrl.sock"))
+	defer nodeP.Kill()
+	ctrlP, err := serve("controller", filepath.Join(dir, "ctrl.sock"))
 	if err != nil {
 		return err
 	}
-	defer func() { ctrlCmd.Process.Kill(); ctrlCmd.Wait() }()
-	dial := func(sock string) (*grpc.ClientConn, error) {
-		return grpc.NewClient("unix://"+filepath.Join(dir, sock), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
-	cc, err := dial("ctrl.sock")
-	if err != nil {
-		return err
-	}
-	nc, err := dial("node.sock")
-	if err != nil {
-		return err
-	}
-	ctrl, node := csi.NewControllerClient(cc), csi.NewNodeClient(nc)
+	defer ctrlP.Kill()
+	ctrl, node := ctrlP.Ctrl, nodeP.Node
 	ctx := context.Background()
 	vc := &csi.VolumeCapability{
 		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: fsType}},
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 	}
-	baseline, err := rssKiB(nodeCmd.Process.Pid)
+	baseline, err := rssKiB(nodeP.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -125,7 +102,7 @@ func run(bin string, n int, fsType string) error {
 		}
 		times = append(times, time.Since(start))
 	}
-	staged, err := rssKiB(nodeCmd.Process.Pid)
+	staged, err := rssKiB(nodeP.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}

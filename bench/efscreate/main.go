@@ -14,16 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/ec2csi/ec2csi/bench/internal/serveproc"
+
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ec2csi/ec2csi/internal/awsfake"
 )
@@ -79,34 +78,17 @@ func run(bin string, existing, creates int, rate float64, burst, clientBurst, pa
 
 func measure(bin, dir string, srv *awsfake.Server, fsID, prefix, clientLimit string, existing, creates int, rate float64, parallel int) error {
 	sock := filepath.Join(dir, prefix+"efs.sock")
-	args := []string{"serve", "--cloud", "aws", "--driver", "efs", "--mode", "controller", "--region", "us-east-1",
+	args := []string{"--cloud", "aws", "--driver", "efs", "--mode", "controller", "--region", "us-east-1",
 		"--state-dir", filepath.Join(dir, prefix+"state"), "--endpoint", "unix://" + sock, "--log-level", "error"}
 	if clientLimit != "" {
 		args = append(args, "--aws-api-rate-limit", clientLimit)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDAWSFAKE", "AWS_SECRET_ACCESS_KEY=awsfake-secret",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ec2csi serve did not start")
-		}
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	p, err := serveproc.Start(bin, sock, serveproc.FakeAWSEnv(srv.URL, dir), args...)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctrl := csi.NewControllerClient(conn)
+	defer p.Kill()
+	ctrl := p.Ctrl
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

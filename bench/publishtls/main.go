@@ -17,12 +17,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/ec2csi/ec2csi/bench/internal/serveproc"
+
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 const fsID = "fs-12345678"
@@ -38,54 +37,10 @@ func main() {
 	}
 }
 
-// plugin is one `ec2csi serve` process and its clients.
-type plugin struct {
-	cmd  *exec.Cmd
-	conn *grpc.ClientConn
-	ctrl csi.ControllerClient
-	node csi.NodeClient
-}
-
-func serve(bin, dir string, args ...string) (*plugin, error) {
+func serve(bin, dir string, args ...string) (*serveproc.Plugin, error) {
 	sock := filepath.Join(dir, "efs.sock")
-	os.Remove(sock)
-	cmd := exec.Command(bin, append([]string{"serve", "--driver", "efs", "--cloud", "local",
+	return serveproc.Start(bin, sock, nil, append([]string{"--driver", "efs", "--cloud", "local",
 		"--state-dir", filepath.Join(dir, "state"), "--endpoint", "unix://" + sock, "--node-id", "bench-node", "--log-level", "warn"}, args...)...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return nil, fmt.Errorf("ec2csi serve %v did not start", args)
-		}
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, err
-	}
-	return &plugin{cmd: cmd, conn: conn, ctrl: csi.NewControllerClient(conn), node: csi.NewNodeClient(conn)}, nil
-}
-
-// stop ends the plugin as the kubelet's pod would be stopped.
-func (p *plugin) stop() {
-	p.conn.Close()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
-	}
 }
 
 var rwx = &csi.VolumeCapability{
@@ -112,18 +67,18 @@ func run(bin string, n int, ports string) error {
 	// node makes its RSA key, once in the node's life.
 	var vols []string
 	for i := range n + 1 {
-		resp, err := p.ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
+		resp, err := p.Ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
 			Name: fmt.Sprintf("bench-%03d", i), VolumeCapabilities: []*csi.VolumeCapability{rwx},
 			Parameters: map[string]string{"provisioningMode": "efs-ap", "fileSystemId": fsID},
 		})
 		if err != nil {
-			p.stop()
+			p.Stop()
 			return err
 		}
 		vols = append(vols, resp.GetVolume().GetVolumeId())
 	}
 	tls, err := publishAll(ctx, p, vols, filepath.Join(dir, "pods-tls"))
-	p.stop()
+	p.Stop()
 	if err != nil {
 		return fmt.Errorf("TLS: %w", err)
 	}
@@ -133,7 +88,7 @@ func run(bin string, n int, ports string) error {
 		return err
 	}
 	plain, err := publishAll(ctx, p, vols, filepath.Join(dir, "pods-plain"))
-	p.stop()
+	p.Stop()
 	if err != nil {
 		return fmt.Errorf("bind only: %w", err)
 	}
@@ -148,11 +103,11 @@ func run(bin string, n int, ports string) error {
 
 // publishAll publishes each volume to a target of its own, timing all but
 // the first (the warm-up), then unpublishes them all.
-func publishAll(ctx context.Context, p *plugin, vols []string, root string) (times []time.Duration, err error) {
+func publishAll(ctx context.Context, p *serveproc.Plugin, vols []string, root string) (times []time.Duration, err error) {
 	var published []int
 	defer func() {
 		for _, i := range published {
-			_, uerr := p.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vols[i], TargetPath: filepath.Join(root, strconv.Itoa(i))})
+			_, uerr := p.Node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vols[i], TargetPath: filepath.Join(root, strconv.Itoa(i))})
 			if uerr != nil && err == nil {
 				err = fmt.Errorf("unpublish: %w", uerr)
 			}
@@ -160,7 +115,7 @@ func publishAll(ctx context.Context, p *plugin, vols []string, root string) (tim
 	}()
 	for i, id := range vols {
 		start := time.Now()
-		_, err := p.node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: id, TargetPath: filepath.Join(root, strconv.Itoa(i)), VolumeCapability: rwx})
+		_, err := p.Node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: id, TargetPath: filepath.Join(root, strconv.Itoa(i)), VolumeCapability: rwx})
 		d := time.Since(start)
 		if err != nil {
 			return nil, err
