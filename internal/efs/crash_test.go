@@ -35,11 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 func serveChild(dir string) {
-	cfg := plugin.DefaultConfig()
-	cfg.Drivers = []string{plugin.DriverEFS}
-	cfg.StateDir = filepath.Join(dir, "state")
-	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + filepath.Join(dir, "csi.sock")}
-	cfg.NodeID = "node-1"
+	cfg := efsConfig(dir)
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p, err := plugin.New(context.Background(), cfg)
 	if err != nil {

@@ -36,6 +36,17 @@ type env struct {
 	node    csi.NodeClient
 }
 
+// efsConfig is `ec2csi serve --driver efs` as node-1, with its state in
+// dir/state and its socket at dir/csi.sock.
+func efsConfig(dir string) plugin.Config {
+	cfg := plugin.DefaultConfig()
+	cfg.Drivers = []string{plugin.DriverEFS}
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + filepath.Join(dir, "csi.sock")}
+	cfg.NodeID = "node-1"
+	return cfg
+}
+
 func startEFS(t *testing.T, mutate ...func(*plugin.Config)) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
@@ -49,11 +60,7 @@ func startEFS(t *testing.T, mutate ...func(*plugin.Config)) *env {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "csi.sock")
-	cfg := plugin.DefaultConfig()
-	cfg.Drivers = []string{plugin.DriverEFS}
-	cfg.StateDir = filepath.Join(dir, "state")
-	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + sock}
-	cfg.NodeID = "node-1"
+	cfg := efsConfig(dir)
 	cfg.Log = testenv.Logger(t)
 	for _, m := range mutate {
 		m(&cfg)
@@ -64,7 +71,7 @@ func startEFS(t *testing.T, mutate ...func(*plugin.Config)) *env {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	testenv.WaitForSocket(t, sock, 5*time.Second)
+	testenv.WaitForSocket(t, sock, 10*time.Second)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +81,9 @@ func startEFS(t *testing.T, mutate ...func(*plugin.Config)) *env {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("close: %v", err)
 		}
 		testenv.RequireNoMountsUnder(t, dir)
 	})

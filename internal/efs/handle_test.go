@@ -1,9 +1,10 @@
 package efs
 
 import (
-	"github.com/ec2csi/ec2csi/internal/cloud"
 	"strings"
 	"testing"
+
+	"github.com/ec2csi/ec2csi/internal/cloud"
 )
 
 func TestParseHandle(t *testing.T) {

@@ -60,16 +60,20 @@ func init() {
 }
 
 func tlsConfig(dir, metrics string) plugin.Config {
-	on := true
-	cfg := plugin.DefaultConfig()
-	cfg.Drivers = []string{plugin.DriverEFS}
-	cfg.StateDir = filepath.Join(dir, "state")
-	cfg.Endpoints = map[string]string{plugin.DriverEFS: "unix://" + filepath.Join(dir, "csi.sock")}
-	cfg.NodeID = "node-1"
-	cfg.EFSTLS = &on
-	cfg.TunnelPortMin, cfg.TunnelPortMax = tlsPortMin, tlsPortMax
-	cfg.MetricsAddress = metrics
+	cfg := efsConfig(dir)
+	withTLS(metrics)(&cfg)
 	return cfg
+}
+
+// withTLS turns --efs-tls on, with the test's tunnel ports and a metrics
+// endpoint on metrics.
+func withTLS(metrics string) func(*plugin.Config) {
+	return func(cfg *plugin.Config) {
+		on := true
+		cfg.EFSTLS = &on
+		cfg.TunnelPortMin, cfg.TunnelPortMax = tlsPortMin, tlsPortMax
+		cfg.MetricsAddress = metrics
+	}
 }
 
 // freeAddr returns a loopback address nobody listens on, for the metrics
@@ -94,44 +98,8 @@ type tlsEnv struct {
 // directory holding the file system fsID.
 func startTLS(t *testing.T, mutate ...func(*plugin.Config)) *tlsEnv {
 	t.Helper()
-	testenv.RequireRoot(t)
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := local.Open(ctx, filepath.Join(dir, "state"), local.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.CreateFileSystem(ctx, fsID, "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := tlsConfig(dir, freeAddr(t))
-	cfg.Log = testenv.Logger(t)
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	p, err := plugin.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	testenv.WaitForSocket(t, filepath.Join(dir, "csi.sock"), 10*time.Second)
-	conn, err := grpc.NewClient(cfg.Endpoints[plugin.DriverEFS], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		if err := p.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		testenv.RequireNoMountsUnder(t, dir)
-	})
-	return &tlsEnv{env: &env{dir: dir, backend: b, ctrl: csi.NewControllerClient(conn), node: csi.NewNodeClient(conn)}, metrics: cfg.MetricsAddress}
+	metrics := freeAddr(t)
+	return &tlsEnv{env: startEFS(t, append([]func(*plugin.Config){withTLS(metrics)}, mutate...)...), metrics: metrics}
 }
 
 var (
