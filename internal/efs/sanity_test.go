@@ -12,6 +12,7 @@ import (
 	"github.com/ec2csi/ec2csi/internal/cloud/local"
 	"github.com/ec2csi/ec2csi/internal/plugin"
 	"github.com/ec2csi/ec2csi/internal/testenv"
+	"github.com/ec2csi/ec2csi/internal/testenv/sanityconfig"
 )
 
 // TestSanity runs the Kubernetes community's CSI conformance suite against
@@ -48,15 +49,7 @@ func TestSanity(t *testing.T) {
 	go func() { errc <- p.Run(ctx) }()
 	testenv.WaitForSocket(t, filepath.Join(dir, "csi.sock"), 5*time.Second)
 
-	config := sanity.NewTestConfig()
-	config.Address = endpoint
-	config.TargetPath = filepath.Join(dir, "target")
-	config.StagingPath = filepath.Join(dir, "staging")
-	config.TestVolumeParameters = map[string]string{
-		"provisioningMode": "efs-ap",
-		"fileSystemId":     "fs-12345678",
-	}
-	sanity.Test(t, config)
+	sanity.Test(t, sanityconfig.EFS(endpoint, dir, "fs-12345678"))
 
 	cancel()
 	if err := <-errc; err != nil {

@@ -15,6 +15,7 @@ import (
 	awscloud "github.com/ec2csi/ec2csi/internal/cloud/aws"
 	"github.com/ec2csi/ec2csi/internal/plugin"
 	"github.com/ec2csi/ec2csi/internal/testenv"
+	"github.com/ec2csi/ec2csi/internal/testenv/sanityconfig"
 )
 
 const instanceID = "i-0123456789abcdef0"
@@ -77,16 +78,7 @@ func TestSanity(t *testing.T) {
 	go func() { errc <- p.Run(ctx) }()
 	testenv.WaitForSocket(t, sock, 5*time.Second)
 
-	config := sanity.NewTestConfig()
-	config.Address = "unix://" + sock
-	config.TargetPath = filepath.Join(dir, "target")
-	config.StagingPath = filepath.Join(dir, "staging")
-	config.TestVolumeParameters = map[string]string{"type": "gp3"}
-	config.TestVolumeMutableParameters = map[string]string{"iops": "3000", "throughput": "200"}
-	config.TestNodeVolumeAttachLimit = true
-	config.TestVolumeSize = 4 << 30
-	config.TestVolumeExpandSize = 6 << 30
-	sanity.Test(t, config)
+	sanity.Test(t, sanityconfig.EBS("unix://"+sock, dir))
 	requirePolicyAllows(t, iam.EBS, "ec2:", srv)
 
 	cancel()

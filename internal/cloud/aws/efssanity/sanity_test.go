@@ -21,6 +21,7 @@ import (
 	"github.com/ec2csi/ec2csi/internal/publications"
 	"github.com/ec2csi/ec2csi/internal/store"
 	"github.com/ec2csi/ec2csi/internal/testenv"
+	"github.com/ec2csi/ec2csi/internal/testenv/sanityconfig"
 )
 
 // TestSanity runs csi-sanity against the EFS driver on --cloud aws: the
@@ -83,12 +84,8 @@ func TestSanity(t *testing.T) {
 	testenv.WaitForSocket(t, controllerSock, 5*time.Second)
 	testenv.WaitForSocket(t, nodeSock, 5*time.Second)
 
-	config := sanity.NewTestConfig()
-	config.Address = "unix://" + nodeSock
+	config := sanityconfig.EFS("unix://"+nodeSock, dir, fsID)
 	config.ControllerAddress = "unix://" + controllerSock
-	config.TargetPath = filepath.Join(dir, "target")
-	config.StagingPath = filepath.Join(dir, "staging")
-	config.TestVolumeParameters = map[string]string{"provisioningMode": "efs-ap", "fileSystemId": fsID}
 	sanity.Test(t, config)
 	requirePolicyAllows(t, iam.EFS, "elasticfilesystem:", srv)
 
